@@ -29,7 +29,10 @@ MAX_METRICS_PER_CONTRACT = 5  # the domain's "about five": more than that and no
 
 
 class ResultsConfigError(ValueError):
-    """A problem in contracts.yaml or experiments.yaml, located by file, line, item id and field."""
+    """A problem in contracts.yaml or experiments.yaml, located by file, line, item id and field.
+
+    Top-level keys starting with ``x-`` are ignored, so they can hold YAML anchors to reuse.
+    """
 
     def __init__(self, file: str | Path, line: int | None, item_id: str | None,
                  message: str, field: str | None = None, kind: str = "item") -> None:
@@ -303,8 +306,10 @@ def _load(path: Path, model: type[BaseModel]) -> Any:
     if not isinstance(doc, CommentedMap):
         raise ResultsConfigError(path, 1, None, "the file must be a mapping at the top level")
     _check_unique_ids(path, doc)
+    # Top-level keys starting with "x-" hold YAML anchors to reuse (e.g. a shared metric set).
+    plain = {k: v for k, v in _plain(doc).items() if not k.startswith("x-")}
     try:
-        return model.model_validate(_plain(doc))
+        return model.model_validate(plain)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(err["loc"])
@@ -362,7 +367,7 @@ def _locate(doc: CommentedMap, loc: tuple[Any, ...]) -> tuple[int | None, str | 
 
 def _field_name(loc: tuple[Any, ...]) -> str | None:
     """``('pay_for_success', 0, 'outcomes', 1, 'price_per_unit')`` -> ``outcomes[1].price_per_unit``."""
-    rest = loc[2:]
+    rest = loc[2:] if len(loc) >= 2 and isinstance(loc[1], int) else loc
     out = ""
     for key in rest:
         out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else str(key))
