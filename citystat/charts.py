@@ -1,0 +1,395 @@
+"""Altair chart builders: plain functions from a KPI frame to a chart.
+
+The builders take Polars frames shaped like the KPI frame (docs/ARCHITECTURE.md) and return
+Altair charts that serialise with ``.to_dict()``, render in Streamlit (``st.altair_chart``) and
+export to SVG/PNG for the briefing packet (vl-convert). They import no Streamlit, so they are
+tested through the Vega-Lite spec.
+
+Design choices, for the stat-session screen:
+* signals (Wheeler rules) are shown with a distinct colour *and* shape, so they read in
+  greyscale and for colour-blind viewers, and their tooltip names the rule;
+* the target is a step line, because targets change on dates and hold until the next one;
+* the centre line and natural process limits are dashed and break between phases, so a
+  recomputed baseline is visible as a jump, not a slope;
+* value formats follow the metric's unit everywhere (axis, tooltip, tables).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+
+import altair as alt
+import polars as pl
+
+from citystat.core.spc import RULE_DESCRIPTIONS
+from citystat.core.status import STATUS_COLOURS, STATUS_LABELS, Status
+
+UNITS = ("percent", "count", "days", "hours", "minutes", "number", "currency", "ug_dl")
+
+# d3 formats for tooltips and tables (precise) and axes (short).
+_UNIT_FORMATS = {
+    "percent": ".1%",
+    "count": ",.0f",
+    "days": ",.1f",
+    "hours": ",.1f",
+    "minutes": ",.1f",
+    "number": ",.2~f",
+    "currency": "$,.0f",
+    "ug_dl": ",.1f",
+}
+_AXIS_FORMATS = {**_UNIT_FORMATS, "percent": ".0%", "number": ",~s", "count": ",~s"}
+_UNIT_TITLES = {
+    "percent": "%",
+    "count": "count",
+    "days": "days",
+    "hours": "hours",
+    "minutes": "minutes",
+    "number": "",
+    "currency": "$",
+    "ug_dl": "µg/dL",
+}
+
+VALUE_COLOUR = "#1F4E79"  # dark blue: the series itself
+SIGNAL_COLOUR = "#8E2C84"  # reddish purple: not a status colour, so a signal never reads as "red"
+TARGET_COLOUR = "#333333"
+LIMIT_COLOUR = "#7F7F7F"
+ANNOTATION_COLOUR = "#555555"
+EM_DASH = "—"
+
+# One colour scale shared by every layer so the legend explains the lines.
+_SERIES_DOMAIN = ["Value", "Signal", "Target", "Centre line", "Natural process limits"]
+_SERIES_RANGE = [VALUE_COLOUR, SIGNAL_COLOUR, TARGET_COLOUR, LIMIT_COLOUR, LIMIT_COLOUR]
+
+
+def _check_unit(unit: str) -> None:
+    if unit not in _UNIT_FORMATS:
+        raise ValueError(f"unknown unit {unit!r}; expected one of {', '.join(UNITS)}")
+
+
+def unit_format(unit: str) -> str:
+    """The d3 format string for values in ``unit`` (tooltips, tables): percent -> ".1%"."""
+    _check_unit(unit)
+    return _UNIT_FORMATS[unit]
+
+
+def axis_format(unit: str) -> str:
+    """A shorter d3 format for axis labels (85% rather than 85.3%, 12k rather than 12,000)."""
+    _check_unit(unit)
+    return _AXIS_FORMATS[unit]
+
+
+def _round_half_up(value: float, places: int) -> Decimal:
+    # Python's format() rounds the binary value half-to-even (3.25 -> "3.2"); d3 in the
+    # browser rounds 3.25 to "3.3". Tables and charts must agree, so round half up here.
+    quantum = Decimal(1).scaleb(-places)
+    return Decimal(repr(float(value))).quantize(quantum, rounding=ROUND_HALF_UP)
+
+
+def _grouped(number: Decimal, places: int) -> str:
+    return f"{number:,.{places}f}"
+
+
+def format_value(value: float | None, unit: str) -> str:
+    """A value as text for tables and narratives.
+
+    >>> format_value(0.853, "percent"), format_value(1234, "count"), format_value(3.25, "days")
+    ('85.3%', '1,234', '3.3 days')
+    >>> format_value(None, "count")
+    '—'
+    """
+    _check_unit(unit)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return EM_DASH
+    if unit == "percent":
+        return f"{_grouped(_round_half_up(value * 100, 1), 1)}%"
+    if unit == "count":
+        return _grouped(_round_half_up(value, 0), 0)
+    if unit == "currency":
+        rounded = _round_half_up(abs(value), 0)
+        return f"{'-' if value < 0 and rounded else ''}${_grouped(rounded, 0)}"
+    if unit == "number":
+        text = _grouped(_round_half_up(value, 2), 2)
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    suffix = {"days": "days", "hours": "hours", "minutes": "min", "ug_dl": "µg/dL"}[unit]
+    return f"{_grouped(_round_half_up(value, 1), 1)} {suffix}"
+
+
+def _rules_text(rules: str | None) -> str | None:
+    if not rules:
+        return None
+    parts = [r.strip() for r in str(rules).split(",") if r.strip()]
+    return "; ".join(RULE_DESCRIPTIONS.get(int(r), f"Rule {r}") for r in parts) or None
+
+
+def _phases(frame: pl.DataFrame) -> list[int | None]:
+    """A phase number per row: it changes whenever the limits change (a phase break), so the
+    dashed limit lines can be drawn per phase and break between them."""
+    cols = [frame.get_column(c).to_list() if c in frame.columns else [None] * frame.height
+            for c in ("centre", "lower_limit", "upper_limit")]
+    phases: list[int | None] = []
+    phase, previous = -1, None
+    for key in zip(*cols):
+        if key[0] is None:
+            phases.append(None)
+            previous = None
+            continue
+        if key != previous:
+            phase += 1
+            previous = key
+        phases.append(phase)
+    return phases
+
+
+def _chart_data(frame: pl.DataFrame, unit: str) -> pl.DataFrame:
+    """The KPI frame plus the display columns the layers need."""
+    if "period_start" not in frame.columns or "value" not in frame.columns:
+        raise ValueError(
+            f"chart frame needs columns period_start and value; got {', '.join(frame.columns)}"
+        )
+    data = frame.sort("period_start")
+    n = data.height
+
+    def column(name: str, default=None) -> list:
+        return data.get_column(name).to_list() if name in data.columns else [default] * n
+
+    statuses = column("status")
+    rules = column("rules")
+    signals = column("signal", False)
+    reasons = [_rules_text(r) if s else None for r, s in zip(rules, signals)]
+    values = column("value")
+    targets = column("target")
+    labels = column("period_label")
+    if all(label is None for label in labels):
+        labels = [f"{d.day} {d:%b %Y}" if isinstance(d, date) else None for d in column("period_start")]
+    return pl.DataFrame(
+        {
+            "period_start": column("period_start"),
+            "period": labels,
+            "value": values,
+            "value_text": [format_value(v, unit) for v in values],
+            "target": targets,
+            "target_text": [format_value(t, unit) for t in targets],
+            "status_label": [STATUS_LABELS[Status(s)] if s else None for s in statuses],
+            "centre": column("centre"),
+            "lower_limit": column("lower_limit"),
+            "upper_limit": column("upper_limit"),
+            "phase": _phases(data),
+            "signal": [bool(s) for s in signals],
+            "signal_reason": reasons,
+        },
+        schema_overrides={
+            "period": pl.String,
+            "value": pl.Float64,
+            "target": pl.Float64,
+            "status_label": pl.String,
+            "centre": pl.Float64,
+            "lower_limit": pl.Float64,
+            "upper_limit": pl.Float64,
+            "phase": pl.Int64,
+            "signal_reason": pl.String,
+        },
+    )
+
+
+def _series(chart: alt.Chart, name: str) -> alt.Chart:
+    """Tag a layer's rows with the series ``name`` so one shared colour scale (and legend)
+    explains every line; the colour is fixed by the scale's range, not by the data."""
+    return chart.transform_calculate(series=f"'{name}'")  # name is one of _SERIES_DOMAIN
+
+
+_SERIES_COLOUR = alt.Color(
+    "series:N",
+    scale=alt.Scale(domain=_SERIES_DOMAIN, range=_SERIES_RANGE),
+    legend=alt.Legend(title=None, orient="bottom"),
+)
+
+
+def trend_chart(
+    frame: pl.DataFrame,
+    *,
+    title: str,
+    unit: str,
+    annotations: Sequence[tuple[date, str]] = (),
+    height: int = 280,
+) -> alt.LayerChart:
+    """The metric over time: value, dated target, XmR centre and limits, signals, annotations.
+
+    ``frame`` is a KPI frame (period_start, value and, when known, target, status, centre,
+    lower_limit, upper_limit, signal, rules, optional period_label). Each layer has a name
+    (value_line, value_points, signal_points, target_layer, centre_layer, lower_limit_layer,
+    upper_limit_layer, annotation_rules, annotation_labels) so tests and the packet can find
+    them; the target and limit layers are present only when the frame has such values.
+    """
+    _check_unit(unit)
+    data = _chart_data(frame, unit)
+    value_axis = alt.Axis(format=axis_format(unit), title=_UNIT_TITLES[unit] or None)
+    x = alt.X("period_start:T", title=None, axis=alt.Axis(labelAngle=0, grid=False))
+    # Not zero-based: a process-behaviour chart is about variation around the centre line,
+    # which a 0..100 % axis flattens into a ribbon.
+    y = alt.Y("value:Q", axis=value_axis, scale=alt.Scale(zero=False))
+    tooltip = [
+        alt.Tooltip("period:N", title="Period"),
+        alt.Tooltip("value_text:N", title="Value"),
+        alt.Tooltip("target_text:N", title="Target"),
+        alt.Tooltip("status_label:N", title="Status"),
+    ]
+    base = alt.Chart(data)
+    has_value = alt.datum.value != None  # noqa: E711 -- Vega expression, not Python
+    layers: list[alt.Chart] = []
+
+    if data.get_column("centre").drop_nulls().len() > 0:
+        dashed = {"strokeDash": [5, 4], "strokeWidth": 1}
+        for field, series in (
+            ("centre", "Centre line"),
+            ("lower_limit", "Natural process limits"),
+            ("upper_limit", "Natural process limits"),
+        ):
+            layers.append(
+                _series(base.transform_filter(f"datum.{field} != null"), series)
+                .mark_line(**dashed)
+                .encode(
+                    x=x,
+                    y=alt.Y(f"{field}:Q"),
+                    detail=alt.Detail("phase:N"),  # one line per phase: breaks at phase changes
+                    color=_SERIES_COLOUR,
+                    tooltip=[alt.Tooltip(f"{field}:Q", format=unit_format(unit), title=series)],
+                )
+                .properties(name=f"{field}_layer")
+            )
+
+    if data.get_column("target").drop_nulls().len() > 0:
+        layers.append(
+            _series(base.transform_filter(alt.datum.target != None), "Target")  # noqa: E711
+            .mark_line(interpolate="step-after", strokeWidth=1.5)
+            .encode(x=x, y=alt.Y("target:Q"), color=_SERIES_COLOUR, tooltip=tooltip)
+            .properties(name="target_layer")
+        )
+
+    # Not filtered: a missing period leaves a gap in the line rather than a misleading bridge.
+    layers.append(
+        _series(base, "Value")
+        .mark_line(strokeWidth=2)
+        .encode(x=x, y=y, color=_SERIES_COLOUR, tooltip=tooltip)
+        .properties(name="value_line")
+    )
+    layers.append(
+        _series(base.transform_filter(has_value & (alt.datum.signal == False)), "Value")  # noqa: E712
+        .mark_point(filled=True, size=36, shape="circle", opacity=1)
+        .encode(x=x, y=y, color=_SERIES_COLOUR, tooltip=tooltip)
+        .properties(name="value_points")
+    )
+    layers.append(
+        _series(base.transform_filter(has_value & (alt.datum.signal == True)), "Signal")  # noqa: E712
+        .mark_point(filled=True, size=110, shape="diamond", stroke="white", strokeWidth=1, opacity=1)
+        .encode(
+            x=x,
+            y=y,
+            color=_SERIES_COLOUR,
+            tooltip=[*tooltip, alt.Tooltip("signal_reason:N", title="Signal")],
+        )
+        .properties(name="signal_points")
+    )
+
+    if annotations:
+        notes = pl.DataFrame(
+            {
+                "period_start": [d for d, _ in annotations],
+                "note": [text for _, text in annotations],
+                "label": [text if len(text) <= 28 else text[:27] + "…" for _, text in annotations],
+            }
+        )
+        note_base = alt.Chart(notes)
+        layers.append(
+            note_base.mark_rule(color=ANNOTATION_COLOUR, strokeDash=[2, 2])
+            .encode(x=alt.X("period_start:T"), tooltip=[alt.Tooltip("note:N", title="Note")])
+            .properties(name="annotation_rules")
+        )
+        layers.append(
+            note_base.mark_text(align="left", baseline="top", dx=3, dy=2, fontSize=10,
+                                color=ANNOTATION_COLOUR)
+            .encode(x=alt.X("period_start:T"), y=alt.value(0), text="label:N",
+                    tooltip=[alt.Tooltip("note:N", title="Note")])
+            .properties(name="annotation_labels")
+        )
+
+    return alt.layer(*layers).properties(title=alt.Title(title, anchor="start"), height=height)
+
+
+def sparkline(frame: pl.DataFrame, *, unit: str, width: int = 120, height: int = 30) -> alt.LayerChart:
+    """A tiny trend line for scorecards: no axes, last point coloured by its status."""
+    _check_unit(unit)
+    data = _chart_data(frame, unit).filter(pl.col("value").is_not_null())
+    statuses = frame.sort("period_start").filter(pl.col("value").is_not_null())
+    last_status = (
+        statuses.get_column("status").to_list()[-1]
+        if "status" in statuses.columns and statuses.height
+        else None
+    )
+    last_colour = STATUS_COLOURS[Status(last_status)] if last_status else STATUS_COLOURS[Status.NO_DATA]
+    x = alt.X("period_start:T", axis=None)
+    y = alt.Y("value:Q", axis=None, scale=alt.Scale(zero=False))
+    tooltip = [alt.Tooltip("period:N", title="Period"), alt.Tooltip("value_text:N", title="Value")]
+    base = alt.Chart(data)
+    line = base.mark_line(strokeWidth=1.5, color=VALUE_COLOUR).encode(x=x, y=y, tooltip=tooltip)
+    last = (
+        base.transform_window(rank="rank()", sort=[alt.SortField("period_start", order="descending")])
+        .transform_filter(alt.datum.rank == 1)
+        .mark_point(filled=True, size=30, color=last_colour, opacity=1)
+        .encode(x=x, y=y, tooltip=[*tooltip, alt.Tooltip("status_label:N", title="Status")])
+        .properties(name="last_point")
+    )
+    return alt.layer(line.properties(name="sparkline"), last).properties(
+        width=width, height=height, view=alt.ViewConfig(stroke=None)
+    )
+
+
+def breakdown_chart(frame: pl.DataFrame, *, dimension: str, unit: str) -> alt.LayerChart:
+    """Horizontal bars of value by ``dimension_value`` for one period, largest first.
+
+    ``frame`` has columns dimension_value and value, optionally change (vs the prior period,
+    in the metric's units).
+    """
+    _check_unit(unit)
+    missing = {"dimension_value", "value"} - set(frame.columns)
+    if missing:
+        raise ValueError(f"breakdown frame for {dimension!r} lacks columns {sorted(missing)}")
+    values = frame.get_column("value").to_list()
+    changes = frame.get_column("change").to_list() if "change" in frame.columns else None
+    data = pl.DataFrame(
+        {
+            "dimension_value": [str(v) if v is not None else "(none)" for v in frame.get_column("dimension_value").to_list()],
+            "value": values,
+            "value_text": [format_value(v, unit) for v in values],
+            **({"change_text": [_signed(c, unit) for c in changes]} if changes is not None else {}),
+        },
+        schema_overrides={"value": pl.Float64},
+    ).filter(pl.col("value").is_not_null())
+    tooltip = [
+        alt.Tooltip("dimension_value:N", title=dimension.replace("_", " ").capitalize()),
+        alt.Tooltip("value_text:N", title="Value"),
+    ]
+    if changes is not None:
+        tooltip.append(alt.Tooltip("change_text:N", title="Change"))
+    y = alt.Y("dimension_value:N", sort="-x", title=None)
+    x = alt.X("value:Q", axis=alt.Axis(format=axis_format(unit), title=_UNIT_TITLES[unit] or None))
+    base = alt.Chart(data)
+    bars = base.mark_bar(color=VALUE_COLOUR).encode(x=x, y=y, tooltip=tooltip).properties(name="bars")
+    labels = (
+        base.mark_text(align="left", dx=3, fontSize=10, color="#333333")
+        .encode(x=x, y=y, text="value_text:N")
+        .properties(name="bar_labels")
+    )
+    return alt.layer(bars, labels).properties(
+        title=alt.Title(f"By {dimension.replace('_', ' ')}", anchor="start"),
+        height=alt.Step(20),
+    )
+
+
+def _signed(change: float | None, unit: str) -> str:
+    if change is None or (isinstance(change, float) and math.isnan(change)):
+        return EM_DASH
+    text = format_value(abs(change), unit)
+    return text if change == 0 else ("+" if change > 0 else "−") + text
