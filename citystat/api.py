@@ -1,0 +1,174 @@
+"""The Python API: the same registry and engine the pages use, for notebooks and scripts.
+
+    >>> from citystat import CityStat
+    >>> city = CityStat.open("metrics.yaml")            # doctest: +SKIP
+    >>> city.metrics().head()                            # doctest: +SKIP
+    >>> city.kpi("pothole_on_time", grain="month")       # doctest: +SKIP
+    >>> city.chart("pothole_on_time")                    # doctest: +SKIP
+    >>> city.sql("SELECT count(*) FROM service_requests")  # doctest: +SKIP
+
+Results are cached by fingerprint (the registry text, its query files and the extracts' sizes
+and modification times): an edited extract or YAML is picked up on the next call, without a
+restart, and an unchanged one is never recomputed. The rollup is also kept on disk under the
+cache directory so a new process (or another app replica) starts warm.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+
+from . import config
+from .engine import Engine
+from .kpi import available_periods, city_scores, default_as_of, kpi_frame, overview, period_last_day
+from .registry.loader import Registry, load_registry
+from .registry.models import Metric
+from .rollup import Rollup, compute_rollup
+
+
+class CityStat:
+    """One city's registry, engine and KPI rollup."""
+
+    def __init__(self, registry_path: str | Path | None = None, *, use_disk_cache: bool = True):
+        self.registry_path = config.registry_path(registry_path)
+        self.use_disk_cache = use_disk_cache
+        self._lock = threading.RLock()
+        self._registry: Registry | None = None
+        self._engine: Engine | None = None
+        self._rollup: Rollup | None = None
+        self._registry_key: str | None = None
+        self._kpi_cache: dict[tuple, pl.DataFrame] = {}
+
+    @classmethod
+    def open(cls, registry_path: str | Path | None = None, **options) -> "CityStat":
+        return cls(registry_path, **options)
+
+    # ---- freshness ----------------------------------------------------------------------
+    def _registry_changed(self) -> bool:
+        try:
+            text = self.registry_path.read_text(encoding="utf-8")
+        except OSError:
+            return self._registry is None
+        return self._registry is None or text != self._registry.text or \
+            self._registry.fingerprint() != self._registry_key
+
+    def sync(self) -> "CityStat":
+        """Reload whatever changed on disk (registry, queries, extracts); cheap when nothing did."""
+        with self._lock:
+            if self._registry_changed():
+                self._registry = load_registry(self.registry_path)
+                self._registry_key = self._registry.fingerprint()
+                self._engine = Engine(self._registry)
+                self._rollup = None
+            fingerprint = self._engine.fingerprint()
+            if self._rollup is None or self._rollup.fingerprint != fingerprint:
+                self._engine = Engine(self._registry) if self._rollup is not None else self._engine
+                self._rollup = self._load_or_compute(fingerprint)
+                self._kpi_cache.clear()
+        return self
+
+    def _load_or_compute(self, fingerprint: str) -> Rollup:
+        from .rollup_store import load_rollup, save_rollup
+
+        if self.use_disk_cache:
+            cached = load_rollup(config.cache_dir(), fingerprint)
+            if cached is not None:
+                cached.problems = list(self._engine.problems) + cached.problems
+                return cached
+        rollup = compute_rollup(self._engine)
+        if self.use_disk_cache:
+            save_rollup(config.cache_dir(), rollup)
+        return rollup
+
+    # ---- accessors ----------------------------------------------------------------------
+    @property
+    def registry(self) -> Registry:
+        return self.sync()._registry
+
+    @property
+    def engine(self) -> Engine:
+        return self.sync()._engine
+
+    @property
+    def rollup(self) -> Rollup:
+        return self.sync()._rollup
+
+    def metric(self, metric_id: str) -> Metric:
+        try:
+            return self.registry.metrics[metric_id]
+        except KeyError:
+            raise KeyError(f"no metric {metric_id!r} in {self.registry_path}") from None
+
+    def problems(self):
+        """Registry problems and failed queries (the same list the Data health page shows)."""
+        seen = list(self.registry.problems) + list(self.rollup.problems)
+        return list(dict.fromkeys(seen))
+
+    def metrics(self) -> pl.DataFrame:
+        """Every healthy metric with its department, unit, direction, grain and tags."""
+        failed = self.rollup.failed_metrics()
+        return pl.DataFrame([
+            {"id": m.id, "title": m.title, "department": m.department, "unit": m.unit.value,
+             "direction": m.direction.value, "grain": m.grain, "kind": m.kind, "tags": ", ".join(m.tags),
+             "ok": m.id not in failed}
+            for m in self.registry.metrics.values()])
+
+    def kpi(self, metric_id: str, grain: str | None = None, dimension: str = "",
+            dimension_value: str | None = None) -> pl.DataFrame:
+        """A metric's series as a Polars frame with target, status, process limits and comparisons."""
+        metric = self.metric(metric_id)
+        grain = grain or metric.grain
+        rollup = self.rollup
+        key = (rollup.fingerprint, metric_id, grain, dimension, dimension_value)
+        if key not in self._kpi_cache:
+            self._kpi_cache[key] = kpi_frame(self.registry, rollup, metric, grain, dimension, dimension_value)
+        return self._kpi_cache[key]
+
+    def breakdown(self, metric_id: str, grain: str, dimension: str, period_start: date) -> pl.DataFrame:
+        """Values by dimension for one period, with the prior period's value for comparison."""
+        from .core.periods import shift_period
+
+        metric = self.metric(metric_id)
+        prior = shift_period(period_start, grain, -1, self.registry.city.fiscal_year_start_month)
+        series = self.rollup.series(metric.id, grain, dimension)
+        now = series.filter(pl.col("period_start") == period_start).select(
+            "dimension_value", "value", "numerator", "denominator", "n")
+        before = series.filter(pl.col("period_start") == prior).select(
+            "dimension_value", pl.col("value").alias("prior_value"))
+        return (now.join(before, on="dimension_value", how="full", coalesce=True)
+                .with_columns(change=pl.col("value") - pl.col("prior_value"))
+                .sort("value", descending=True, nulls_last=True))
+
+    def chart(self, metric_id: str, grain: str | None = None, annotations=()):
+        """The metric's Altair trend chart with target and process limits."""
+        from .charts import trend_chart
+
+        metric = self.metric(metric_id)
+        return trend_chart(self.kpi(metric_id, grain), title=metric.title, unit=metric.unit.value,
+                           annotations=annotations)
+
+    def sql(self, query: str, row_limit: int | None = None, **params) -> pl.DataFrame:
+        """Run a read-only SELECT over the sources (tables named by source id)."""
+        return self.engine.read_only_query(query, params, context="sql", row_limit=row_limit)
+
+    def as_of(self, grain: str) -> date | None:
+        return default_as_of(self.registry, self.rollup, grain)
+
+    def periods(self, grain: str) -> list[date]:
+        return available_periods(self.registry, self.rollup, grain)
+
+    def overview(self, as_of_day: date | None = None, grain: str | None = None,
+                 metrics: list[Metric] | None = None):
+        """Every KPI as of a day (default: the last complete week's last day)."""
+        if as_of_day is None:
+            week = self.as_of("week")
+            as_of_day = period_last_day(self.registry, week, "week") if week else None
+        if as_of_day is None:
+            return []
+        return overview(self.registry, self.rollup, as_of_day, grain, metrics)
+
+    def city_scores(self, as_of_day: date | None = None) -> pl.DataFrame:
+        return city_scores(self.registry, self.rollup, as_of_day)

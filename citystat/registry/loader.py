@@ -1,0 +1,333 @@
+"""Load metrics.yaml into a `Registry`, keeping line numbers for every error.
+
+One broken metric must not take the dashboard down: each department, source and metric is
+validated on its own; a broken entry is left out and reported as a `Problem` naming the file,
+the line and the entry, and everything healthy is kept.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from pydantic import BaseModel, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+from .models import City, Department, Metric, Source
+
+DERIVED_TOKEN = re.compile(r"\s*(?:(?P<id>[a-z][a-z0-9_]*)|(?P<num>\d+(?:\.\d+)?)|(?P<op>[-+*/()]))")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the registry or a metric's data, located as precisely as we can."""
+
+    file: str
+    line: int | None
+    entry: str | None  # "metric pothole_on_time", "source permits", ...
+    message: str
+    severity: str = "error"  # error | warning
+
+    def __str__(self) -> str:
+        where = self.file + (f":{self.line}" if self.line else "")
+        who = f" [{self.entry}]" if self.entry else ""
+        return f"{where}{who}: {self.message}"
+
+
+class RegistryError(Exception):
+    """The registry cannot be used at all (unreadable file, broken YAML, no city section)."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass
+class Registry:
+    path: Path
+    city: City
+    departments: dict[str, Department]
+    sources: dict[str, Source]
+    metrics: dict[str, Metric]
+    problems: list[Problem] = field(default_factory=list)
+    lines: dict[str, int] = field(default_factory=dict)  # "metric:<id>" -> 1-based line
+    text: str = ""
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    def line_of(self, kind: str, entry_id: str) -> int | None:
+        return self.lines.get(f"{kind}:{entry_id}")
+
+    def resolve(self, relative: str) -> str:
+        """A source path or query file, resolved against the registry's folder (URLs kept)."""
+        if "://" in relative:
+            return relative
+        path = Path(relative)
+        return str(path if path.is_absolute() else (self.root / path).resolve())
+
+    def sql_text(self, relative: str) -> str:
+        return Path(self.resolve(relative)).read_text(encoding="utf-8")
+
+    def metrics_of(self, department: str) -> list[Metric]:
+        return [m for m in self.metrics.values() if m.department == department]
+
+    def metrics_tagged(self, tag: str) -> list[Metric]:
+        return [m for m in self.metrics.values() if tag in m.tags]
+
+    def source_of(self, metric: Metric) -> Source | None:
+        return self.sources.get(metric.source) if metric.source else None
+
+    def sources_of(self, metric: Metric) -> list[str]:
+        """Every source a metric reads, following derived metrics and SQL files."""
+        if metric.source:
+            return [metric.source]
+        if metric.derived:
+            found: list[str] = []
+            for dep in derived_references(metric.derived):
+                if dep in self.metrics and dep != metric.id:
+                    found += [s for s in self.sources_of(self.metrics[dep]) if s not in found]
+            return found
+        try:
+            text = self.sql_text(metric.sql or "")
+        except OSError:
+            return []
+        return [s for s in self.sources if re.search(rf"\b{re.escape(s)}\b", text)]
+
+    def fingerprint(self) -> str:
+        """Hash of the registry text and every query file it uses (not the data)."""
+        digest = hashlib.sha256(self.text.encode())
+        for rel in sorted(_query_files(self)):
+            try:
+                digest.update(Path(self.resolve(rel)).read_bytes())
+            except OSError:
+                digest.update(b"missing:" + rel.encode())
+        return digest.hexdigest()[:16]
+
+
+def _query_files(registry: Registry) -> set[str]:
+    files = {m.sql for m in registry.metrics.values() if m.sql}
+    files |= {s.sql for s in registry.sources.values() if s.sql}
+    return files
+
+
+def derived_references(expression: str) -> list[str]:
+    """Metric ids used by a derived expression; raises ValueError on anything but arithmetic."""
+    ids: list[str] = []
+    position = 0
+    while position < len(expression.rstrip()):
+        match = DERIVED_TOKEN.match(expression, position)
+        if not match or match.end() == position:
+            raise ValueError(
+                f"derived expression may use only metric ids, numbers and + - * / ( ): "
+                f"cannot read {expression[position:].strip()!r}")
+        if match.group("id"):
+            ids.append(match.group("id"))
+        position = match.end()
+    return ids
+
+
+def _line(node: Any, key: Any) -> int | None:
+    """1-based line of `node[key]` in the YAML, if ruamel recorded it."""
+    try:
+        if isinstance(node, CommentedMap):
+            return node.lc.key(key)[0] + 1
+        if isinstance(node, CommentedSeq):
+            return node.lc.item(key)[0] + 1
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return None
+    return None
+
+
+def _line_for_loc(node: Any, loc: Iterable[Any]) -> int | None:
+    """Walk a pydantic error location down the YAML tree, returning the deepest known line."""
+    line = getattr(node, "lc", None) and node.lc.line + 1
+    for key in loc:
+        if isinstance(node, (CommentedMap, CommentedSeq)):
+            try:
+                child = node[key]
+            except (KeyError, IndexError, TypeError):
+                break
+            line = _line(node, key) or line
+            node = child
+        else:
+            break
+    return line
+
+
+def _describe(error: dict) -> str:
+    loc = ".".join(str(part) for part in error["loc"] if not str(part).startswith("function-"))
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{loc}: {message}" if loc else message
+
+
+def _validated(model: type[BaseModel], node: Any, file: str, entry: str,
+               problems: list[Problem]) -> BaseModel | None:
+    try:
+        return model.model_validate(_plain(node))
+    except ValidationError as exc:
+        for error in exc.errors():
+            problems.append(Problem(file, _line_for_loc(node, error["loc"]), entry, _describe(error)))
+        return None
+
+
+def _plain(node: Any) -> Any:
+    """ruamel containers to plain dicts/lists (pydantic is stricter with plain types)."""
+    if isinstance(node, dict):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    return node
+
+
+def parse_yaml(text: str, file: str) -> Any:
+    yaml = YAML(typ="rt")
+    try:
+        return yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        raise RegistryError([Problem(file, line, None, f"YAML syntax: {exc.problem or exc.context}")]) from None
+    except Exception as exc:  # ruamel raises several unrelated types for broken input
+        raise RegistryError([Problem(file, None, None, f"cannot parse YAML: {exc}")]) from None
+
+
+def load_registry(path: str | Path) -> Registry:
+    """Load and statically check a registry. Raises RegistryError only when nothing is usable."""
+    path = Path(path).resolve()
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RegistryError([Problem(file, None, None, f"cannot read registry: {exc}")]) from None
+    doc = parse_yaml(text, file)
+    if not isinstance(doc, CommentedMap):
+        raise RegistryError([Problem(file, 1, None, "the registry must be a mapping with city, departments, sources, metrics")])
+
+    problems: list[Problem] = []
+    unknown = set(doc) - {"city", "departments", "sources", "metrics"}
+    for key in sorted(unknown, key=str):
+        problems.append(Problem(file, _line(doc, key), None, f"unknown top-level key {key!r}"))
+    if "city" not in doc:
+        raise RegistryError([Problem(file, 1, None, "missing 'city' section")])
+    city = _validated(City, doc["city"], file, "city", problems)
+    if city is None:
+        raise RegistryError(problems)
+
+    registry = Registry(path=path, city=city, departments={}, sources={}, metrics={}, problems=problems, text=text)
+    for kind, model, target in (("department", Department, registry.departments),
+                                ("source", Source, registry.sources),
+                                ("metric", Metric, registry.metrics)):
+        section = doc.get(kind + "s")
+        if section is None:
+            problems.append(Problem(file, 1, None, f"missing '{kind}s' section"))
+            continue
+        if not isinstance(section, CommentedSeq):
+            problems.append(Problem(file, _line(doc, kind + "s"), None, f"'{kind}s' must be a list"))
+            continue
+        for index, node in enumerate(section):
+            line = _line(section, index)
+            raw_id = node.get("id") if isinstance(node, dict) else None
+            entry = f"{kind} {raw_id}" if raw_id else f"{kind} #{index + 1}"
+            if not isinstance(node, CommentedMap):
+                problems.append(Problem(file, line, entry, f"each {kind} must be a mapping"))
+                continue
+            item = _validated(model, node, file, entry, problems)
+            if item is None:
+                continue
+            if item.id in target:
+                problems.append(Problem(file, line, entry, f"duplicate {kind} id {item.id!r} "
+                                        f"(first defined at line {registry.line_of(kind, item.id)})"))
+                continue
+            target[item.id] = item
+            registry.lines[f"{kind}:{item.id}"] = line or 0
+
+    _check_references(registry)
+    return registry
+
+
+def _drop(registry: Registry, metric_id: str, message: str) -> None:
+    registry.problems.append(Problem(str(registry.path), registry.line_of("metric", metric_id),
+                                     f"metric {metric_id}", message))
+    registry.metrics.pop(metric_id, None)
+
+
+def _check_references(registry: Registry) -> None:
+    """Cross-entry checks: departments, sources, files, dimensions, derived cycles."""
+    file = str(registry.path)
+    for source in list(registry.sources.values()):
+        problem = None
+        if source.department and source.department not in registry.departments:
+            problem = f"unknown department {source.department!r}"
+        elif source.sql and not _inside(registry, source.sql):
+            problem = f"query file {source.sql!r} must be inside the registry's folder"
+        elif source.sql and not Path(registry.resolve(source.sql)).is_file():
+            problem = f"query file {source.sql!r} not found"
+        if problem:
+            registry.problems.append(Problem(file, registry.line_of("source", source.id), f"source {source.id}", problem))
+            registry.sources.pop(source.id)
+
+    for metric in list(registry.metrics.values()):
+        if metric.department not in registry.departments:
+            known = ", ".join(sorted(registry.departments))
+            _drop(registry, metric.id, f"unknown department {metric.department!r} (known: {known})")
+        elif metric.source and metric.source not in registry.sources:
+            _drop(registry, metric.id, f"unknown source {metric.source!r}")
+        elif metric.sql and not _inside(registry, metric.sql):
+            _drop(registry, metric.id, f"query file {metric.sql!r} must be inside the registry's folder")
+        elif metric.sql and not Path(registry.resolve(metric.sql)).is_file():
+            _drop(registry, metric.id, f"query file {metric.sql!r} not found")
+        elif metric.source and not (metric.time_column or registry.sources[metric.source].time_column):
+            _drop(registry, metric.id, f"source {metric.source!r} has no time_column: give the metric one")
+        elif metric.source:
+            source = registry.sources[metric.source]
+            missing = [d for d in metric.dimensions if source.columns and d not in source.columns]
+            if missing:
+                _drop(registry, metric.id, f"dimension(s) {', '.join(missing)} are not columns of source {source.id!r}")
+
+    graph: dict[str, set[str]] = {}
+    for metric in list(registry.metrics.values()):
+        if not metric.derived:
+            continue
+        try:
+            refs = derived_references(metric.derived)
+        except ValueError as exc:
+            _drop(registry, metric.id, str(exc))
+            continue
+        unknown = [r for r in refs if r not in registry.metrics]
+        if unknown:
+            _drop(registry, metric.id, f"derived expression uses unknown metric(s): {', '.join(unknown)}")
+            continue
+        graph[metric.id] = set(refs)
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as exc:
+        cycle = exc.args[1]
+        for metric_id in dict.fromkeys(cycle):
+            if metric_id in registry.metrics:
+                _drop(registry, metric_id, "derived metrics form a cycle: " + " -> ".join(cycle))
+
+
+def _inside(registry: Registry, relative: str) -> bool:
+    if "://" in relative:
+        return False
+    resolved = Path(registry.resolve(relative))
+    return resolved.is_relative_to(registry.root.resolve())
+
+
+def derived_order(registry: Registry) -> list[str]:
+    """Derived metric ids in dependency order."""
+    graph = {m.id: set(derived_references(m.derived)) for m in registry.metrics.values() if m.derived}
+    order = graphlib.TopologicalSorter(graph).static_order()
+    return [m for m in order if m in graph]

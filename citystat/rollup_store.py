@@ -1,0 +1,53 @@
+"""Rollups on disk: a Parquet file of KPI aggregates plus one of source extents per fingerprint.
+
+Writes go to a temporary name and are renamed into place, so a reader (another process or
+app replica) never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import polars as pl
+
+from .registry.loader import Problem
+from .rollup import ROLLUP_SCHEMA, Rollup
+
+
+def _paths(folder: Path, fingerprint: str) -> tuple[Path, Path, Path]:
+    return (folder / f"rollup-{fingerprint}.parquet", folder / f"extents-{fingerprint}.parquet",
+            folder / f"problems-{fingerprint}.json")
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(temp)
+        os.replace(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+
+
+def save_rollup(folder: Path, rollup: Rollup) -> None:
+    rollup_path, extents_path, problems_path = _paths(folder, rollup.fingerprint)
+    problems = [p.__dict__ for p in rollup.problems if p.entry and p.entry.startswith("metric ")]
+    _atomic_write(problems_path, lambda t: Path(t).write_text(json.dumps(problems)))
+    _atomic_write(extents_path, lambda t: rollup.extents.write_parquet(t))
+    _atomic_write(rollup_path, lambda t: rollup.frame.write_parquet(t))
+
+
+def load_rollup(folder: Path, fingerprint: str) -> Rollup | None:
+    rollup_path, extents_path, problems_path = _paths(folder, fingerprint)
+    try:
+        frame = pl.read_parquet(rollup_path).cast(ROLLUP_SCHEMA)
+        extents = pl.read_parquet(extents_path)
+        problems = [Problem(**p) for p in json.loads(problems_path.read_text())]
+    except (OSError, ValueError, pl.exceptions.PolarsError):
+        return None
+    return Rollup(frame=frame, extents=extents, problems=problems, fingerprint=fingerprint)
