@@ -1,0 +1,1 @@
+"""Open-data publishing: small-cell suppression and the DCAT-US (data.json) catalog."""
