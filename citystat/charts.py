@@ -200,11 +200,16 @@ def _series(chart: alt.Chart, name: str) -> alt.Chart:
     return chart.transform_calculate(series=f"'{name}'")  # name is one of _SERIES_DOMAIN
 
 
-_SERIES_COLOUR = alt.Color(
-    "series:N",
-    scale=alt.Scale(domain=_SERIES_DOMAIN, range=_SERIES_RANGE),
-    legend=alt.Legend(title=None, orient="bottom"),
-)
+def _series_colour(present: Sequence[str]) -> alt.Color:
+    """The shared colour scale, listing only the series this chart draws (a legend entry for
+    a target that does not exist would mislead)."""
+    domain = [name for name in _SERIES_DOMAIN if name in present]
+    colours = [_SERIES_RANGE[_SERIES_DOMAIN.index(name)] for name in domain]
+    return alt.Color(
+        "series:N",
+        scale=alt.Scale(domain=domain, range=colours),
+        legend=alt.Legend(title=None, orient="bottom"),
+    )
 
 
 def trend_chart(
@@ -240,7 +245,16 @@ def trend_chart(
     has_value = alt.datum.value != None  # noqa: E711 -- Vega expression, not Python
     layers: list[alt.Chart] = []
 
-    if data.get_column("centre").drop_nulls().len() > 0:
+    has_limits = data.get_column("centre").drop_nulls().len() > 0
+    has_target = data.get_column("target").drop_nulls().len() > 0
+    has_signal = data.filter(pl.col("signal") & pl.col("value").is_not_null()).height > 0
+    present = ["Value"]
+    present += ["Signal"] if has_signal else []
+    present += ["Target"] if has_target else []
+    present += ["Centre line", "Natural process limits"] if has_limits else []
+    colour = _series_colour(present)
+
+    if has_limits:
         dashed = {"strokeDash": [5, 4], "strokeWidth": 1}
         for field, series in (
             ("centre", "Centre line"),
@@ -254,17 +268,17 @@ def trend_chart(
                     x=x,
                     y=alt.Y(f"{field}:Q"),
                     detail=alt.Detail("phase:N"),  # one line per phase: breaks at phase changes
-                    color=_SERIES_COLOUR,
+                    color=colour,
                     tooltip=[alt.Tooltip(f"{field}:Q", format=unit_format(unit), title=series)],
                 )
                 .properties(name=f"{field}_layer")
             )
 
-    if data.get_column("target").drop_nulls().len() > 0:
+    if has_target:
         layers.append(
             _series(base.transform_filter(alt.datum.target != None), "Target")  # noqa: E711
             .mark_line(interpolate="step-after", strokeWidth=1.5)
-            .encode(x=x, y=alt.Y("target:Q"), color=_SERIES_COLOUR, tooltip=tooltip)
+            .encode(x=x, y=alt.Y("target:Q"), color=colour, tooltip=tooltip)
             .properties(name="target_layer")
         )
 
@@ -272,13 +286,13 @@ def trend_chart(
     layers.append(
         _series(base, "Value")
         .mark_line(strokeWidth=2)
-        .encode(x=x, y=y, color=_SERIES_COLOUR, tooltip=tooltip)
+        .encode(x=x, y=y, color=colour, tooltip=tooltip)
         .properties(name="value_line")
     )
     layers.append(
         _series(base.transform_filter(has_value & (alt.datum.signal == False)), "Value")  # noqa: E712
         .mark_point(filled=True, size=36, shape="circle", opacity=1)
-        .encode(x=x, y=y, color=_SERIES_COLOUR, tooltip=tooltip)
+        .encode(x=x, y=y, color=colour, tooltip=tooltip)
         .properties(name="value_points")
     )
     layers.append(
@@ -287,7 +301,7 @@ def trend_chart(
         .encode(
             x=x,
             y=y,
-            color=_SERIES_COLOUR,
+            color=colour,
             tooltip=[*tooltip, alt.Tooltip("signal_reason:N", title="Signal")],
         )
         .properties(name="signal_points")
