@@ -124,8 +124,8 @@ def generate(
     """Write the sample city's extracts into `out_dir`; return the row count of each.
 
     `requests` sizes the city: it is the number of 311 requests over the standard three years
-    (1,096 days), so a shorter range holds proportionally fewer and every other day-by-day
-    extract scales with it. The same arguments always give identical files, and a day's rows
+    (1,099 days, 2023-11-13..2026-11-15), so a shorter range holds proportionally fewer, and
+    every other day-by-day extract scales with it. The same arguments always give identical files, and a day's rows
     do not depend on `start` or `end` (except for outcomes after `end`, which are null).
     """
     chosen = tuple(EXTRACTS if extracts is None else extracts)

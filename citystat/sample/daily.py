@@ -27,7 +27,7 @@ EPOCH = date(1970, 1, 1)
 DAY = 86_400
 ID_DAY_STRIDE = 10_000_000
 SPAWNED_ID_OFFSET = 5_000_000
-REFERENCE_DAYS = 1096  # the standard three-year sample: --requests is the count over this span
+REFERENCE_DAYS = 1099  # 2023-11-13..2026-11-15, the standard sample: --requests counts over this span
 REFERENCE_REQUESTS = 330_000
 
 EXTRACT_NUMBER = {
