@@ -27,7 +27,7 @@ import polars as pl
 from citystat.core.spc import RULE_DESCRIPTIONS
 from citystat.core.status import STATUS_COLOURS, STATUS_LABELS, Status
 
-UNITS = ("percent", "count", "days", "hours", "minutes", "number", "currency", "ug_dl")
+UNITS = ("percent", "count", "days", "hours", "minutes", "number", "currency", "ug_dl", "ug_m3", "ratio")
 
 # d3 formats for tooltips and tables (precise) and axes (short).
 _UNIT_FORMATS = {
@@ -39,6 +39,8 @@ _UNIT_FORMATS = {
     "number": ",.2~f",
     "currency": "$,.0f",
     "ug_dl": ",.1f",
+    "ug_m3": ",.1f",
+    "ratio": ",.2f",
 }
 _AXIS_FORMATS = {**_UNIT_FORMATS, "percent": ".0%", "number": ",~s", "count": ",~s"}
 _UNIT_TITLES = {
@@ -50,6 +52,8 @@ _UNIT_TITLES = {
     "number": "",
     "currency": "$",
     "ug_dl": "µg/dL",
+    "ug_m3": "µg/m³",
+    "ratio": "ratio",
 }
 
 VALUE_COLOUR = "#1F4E79"  # dark blue: the series itself
@@ -110,10 +114,12 @@ def format_value(value: float | None, unit: str) -> str:
     if unit == "currency":
         rounded = _round_half_up(abs(value), 0)
         return f"{'-' if value < 0 and rounded else ''}${_grouped(rounded, 0)}"
+    if unit == "ratio":
+        return _grouped(_round_half_up(value, 2), 2)
     if unit == "number":
         text = _grouped(_round_half_up(value, 2), 2)
         return text.rstrip("0").rstrip(".") if "." in text else text
-    suffix = {"days": "days", "hours": "hours", "minutes": "min", "ug_dl": "µg/dL"}[unit]
+    suffix = {"days": "days", "hours": "hours", "minutes": "min", "ug_dl": "µg/dL", "ug_m3": "µg/m³"}[unit]
     return f"{_grouped(_round_half_up(value, 1), 1)} {suffix}"
 
 
@@ -161,7 +167,7 @@ def _chart_data(frame: pl.DataFrame, unit: str) -> pl.DataFrame:
     reasons = [_rules_text(r) if s else None for r, s in zip(rules, signals)]
     values = column("value")
     targets = column("target")
-    labels = column("period_label")
+    labels = column("period_label") if "period_label" in data.columns else column("label")
     if all(label is None for label in labels):
         labels = [f"{d.day} {d:%b %Y}" if isinstance(d, date) else None for d in column("period_start")]
     return pl.DataFrame(
@@ -176,7 +182,7 @@ def _chart_data(frame: pl.DataFrame, unit: str) -> pl.DataFrame:
             "centre": column("centre"),
             "lower_limit": column("lower_limit"),
             "upper_limit": column("upper_limit"),
-            "phase": _phases(data),
+            "phase": column("phase") if "phase" in data.columns else _phases(data),
             "signal": [bool(s) for s in signals],
             "signal_reason": reasons,
         },
@@ -223,7 +229,8 @@ def trend_chart(
     """The metric over time: value, dated target, XmR centre and limits, signals, annotations.
 
     ``frame`` is a KPI frame (period_start, value and, when known, target, status, centre,
-    lower_limit, upper_limit, signal, rules, optional period_label). Each layer has a name
+    lower_limit, upper_limit, signal, rules, optional phase and period_label or label; without
+    a phase column, a phase starts wherever the limits change). Each layer has a name
     (value_line, value_points, signal_points, target_layer, centre_layer, lower_limit_layer,
     upper_limit_layer, annotation_rules, annotation_labels) so tests and the packet can find
     them; the target and limit layers are present only when the frame has such values.

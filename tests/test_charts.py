@@ -131,6 +131,24 @@ def test_trend_chart_accepts_a_bare_frame() -> None:
     assert layers_by_name(spec)["value_line"]["encoding"]["y"]["axis"]["format"] == ",.1f"
 
 
+def test_trend_chart_uses_kpi_frame_label_and_phase_columns() -> None:
+    frame = kpi_frame().with_columns(
+        pl.Series("label", [f"Week {i}" for i in range(len(WEEKS))]),
+        pl.Series("phase", [0] * 4 + [1] * 8),
+    )
+    rows = dataset_rows(trend_chart(frame, title="x", unit="percent").to_dict())
+    assert rows[3]["period"] == "Week 3"
+    assert [r["phase"] for r in rows] == [0] * 4 + [1] * 8
+
+
+def test_every_registry_unit_has_a_format() -> None:
+    # the units citystat.registry.models.Unit declares
+    for unit in ("percent", "count", "number", "days", "hours", "minutes", "currency",
+                 "ug_dl", "ug_m3", "ratio"):
+        assert unit_format(unit)
+        assert format_value(1.0, unit) != "—"
+
+
 def test_trend_chart_bad_frame_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="period_start and value"):
         trend_chart(pl.DataFrame({"week": WEEKS}), title="x", unit="count")
@@ -206,6 +224,8 @@ def test_breakdown_chart_needs_its_columns() -> None:
         (21_760_000, "currency", "$21,760,000"),
         (-1500.4, "currency", "-$1,500"),
         (3.5, "ug_dl", "3.5 µg/dL"),
+        (12.04, "ug_m3", "12.0 µg/m³"),
+        (1.005, "ratio", "1.01"),
         (1234.5, "number", "1,234.5"),
         (2.0, "number", "2"),
         (-12.345, "number", "-12.35"),
