@@ -112,10 +112,30 @@ def _configure_sqlite_connection(dbapi_connection, _connection_record) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA journal_mode = WAL")
+    _switch_to_wal(cursor)
     cursor.execute("PRAGMA synchronous = FULL")  # a committed write survives power loss
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.close()
+
+
+def _switch_to_wal(cursor, attempts: int = 50) -> None:
+    """Put the file in WAL mode (a persistent setting, so usually already done).
+
+    Switching needs an exclusive lock and SQLite does not call the busy handler for it, so
+    processes opening a fresh file at the same moment get "database is locked": retry.
+    """
+    for attempt in range(attempts):
+        try:
+            mode = cursor.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except Exception as exc:  # sqlite3.OperationalError
+            if "locked" not in str(exc).lower() or attempt == attempts - 1:
+                raise
+            time.sleep(min(0.2, 0.005 * 2 ** attempt) * (0.5 + random.random()))
+            continue
+        if str(mode).lower() != "wal":
+            raise StoreConfigError(f"SQLite refused WAL mode (journal_mode is {mode!r}); "
+                                   "is the state file on a network file system?")
+        return
 
 
 def _begin_sqlite_transaction(connection: sa.Connection) -> None:
