@@ -13,7 +13,11 @@ anyone. Comparing raw rates punishes it. So we
    interval, and flag a provider only when the interval excludes 1.
 
 The provider itself is deliberately not a covariate: the model describes the system-wide
-average, and the O/E ratio is how far each provider sits from it.
+average, and the O/E ratio is how far each provider sits from it. A consequence worth
+knowing in the provider meeting: when one large provider is truly worse it pulls the system
+average down, so average providers can show O/E slightly above 1 (and, with big caseloads,
+a "better" flag). The comparison is always "against the system as it is", not against an
+ideal.
 
 Direction ("which way is better") is a property of the outcome and is declared per metric in
 contracts.yaml: exits to permanent housing — higher is better; returns to homelessness within
