@@ -262,7 +262,8 @@ def trend_chart(
     colour = _series_colour(present)
 
     if has_limits:
-        dashed = {"strokeDash": [5, 4], "strokeWidth": 1}
+        # long dashes for the centre line, short ones for the limits
+        dashes = {"centre": [8, 4], "lower_limit": [3, 3], "upper_limit": [3, 3]}
         for field, series in (
             ("centre", "Centre line"),
             ("lower_limit", "Natural process limits"),
@@ -270,7 +271,7 @@ def trend_chart(
         ):
             layers.append(
                 _series(base.transform_filter(f"datum.{field} != null"), series)
-                .mark_line(**dashed)
+                .mark_line(strokeDash=dashes[field], strokeWidth=1)
                 .encode(
                     x=x,
                     y=alt.Y(f"{field}:Q"),
