@@ -161,14 +161,19 @@ class CityStat:
         return available_periods(self.registry, self.rollup, grain)
 
     def overview(self, as_of_day: date | None = None, grain: str | None = None,
-                 metrics: list[Metric] | None = None):
+                 metrics: list[Metric] | None = None, dimension: str = "", dimension_value: str | None = None):
         """Every KPI as of a day (default: the last complete week's last day)."""
         if as_of_day is None:
             week = self.as_of("week")
             as_of_day = period_last_day(self.registry, week, "week") if week else None
         if as_of_day is None:
             return []
-        return overview(self.registry, self.rollup, as_of_day, grain, metrics)
+        return overview(self.registry, self.rollup, as_of_day, grain, metrics, dimension, dimension_value)
+
+    def standard_kpis(self, department_id: str, as_of_day: date | None = None):
+        """City-wide standard KPIs (tag `standard`, dimension `department`) for one department."""
+        metrics = [m for m in self.registry.metrics_tagged("standard") if "department" in m.dimensions]
+        return self.overview(as_of_day, metrics=metrics, dimension="department", dimension_value=department_id)
 
     def city_scores(self, as_of_day: date | None = None) -> pl.DataFrame:
         return city_scores(self.registry, self.rollup, as_of_day)

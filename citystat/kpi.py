@@ -16,7 +16,7 @@ from .core.cityscore import city_score, metric_score
 from .core.periods import (latest_complete_period, period_end, period_label, periods_between,
                            same_period_last_year)
 from .core.spc import format_rules, process_behaviour
-from .core.status import Status, status_for
+from .core.status import STATUS_LABELS, Status, status_for
 from .core.targets import target_for
 from .registry.loader import Registry
 from .registry.models import Direction, Metric, Unit
@@ -76,6 +76,30 @@ def complete_periods(first_day: date, last_day: date, grain: str, fy: int) -> li
             if p >= first_day and period_end(p, grain, fy) <= last_day]
 
 
+NOMINAL_DAYS = {"day": 1.0, "week": 7.0, "month": 365.25 / 12, "quarter": 365.25 / 4, "fiscal_year": 365.25}
+
+
+def is_additive(registry: Registry, metric: Metric) -> bool:
+    """Counts and sums grow with the length of the period (rates, medians and averages do not)."""
+    if metric.kind == "measure":
+        return metric.measure.agg.value in ("count", "count_distinct", "sum")
+    if metric.kind == "derived":
+        from .registry.loader import derived_references
+
+        refs = [registry.metrics.get(r) for r in derived_references(metric.derived)]
+        return all(r is not None and is_additive(registry, r) for r in refs)
+    return False
+
+
+def target_scale(registry: Registry, metric: Metric, start: date, grain: str) -> float:
+    """Targets of counts are set per period of the KPI's own grain; other grains scale by length."""
+    if grain == metric.grain or not is_additive(registry, metric):
+        return 1.0
+    fy = registry.city.fiscal_year_start_month
+    days = (period_end(start, grain, fy) - start).days + 1
+    return days / NOMINAL_DAYS[metric.grain]
+
+
 def _clean(x) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
@@ -117,6 +141,8 @@ def kpi_frame(registry: Registry, rollup: Rollup, metric: Metric, grain: str,
     for i, (row, point) in enumerate(zip(rows, points)):
         start = row["period_start"]
         target = target_for(targets, start) if metric.direction != Direction.NEUTRAL else None
+        if target is not None:
+            target *= target_scale(registry, metric, start, grain)
         prior = rows[i - 1]["value"] if i else None
         last_year = index.get(same_period_last_year(start, grain, fy))
         value = row["value"]
@@ -181,11 +207,13 @@ class OverviewRow:
 
 
 def overview(registry: Registry, rollup: Rollup, as_of_day: date, grain: str | None = None,
-             metrics: list[Metric] | None = None) -> list[OverviewRow]:
+             metrics: list[Metric] | None = None, dimension: str = "",
+             dimension_value: str | None = None) -> list[OverviewRow]:
     """Every KPI (or the given ones) as of `as_of_day`.
 
     Each KPI is shown at `grain` if given, else at its own default grain (a monthly measure
-    stays monthly), for its latest period that is complete on `as_of_day`.
+    stays monthly), for its latest period that is complete on `as_of_day`. With a dimension,
+    each KPI is restricted to that dimension value (e.g. department = 'pw').
     """
     fy = registry.city.fiscal_year_start_month
     failed = rollup.failed_metrics()
@@ -195,7 +223,8 @@ def overview(registry: Registry, rollup: Rollup, as_of_day: date, grain: str | N
             continue
         metric_grain = grain or metric.grain
         period = latest_complete_period(as_of_day, metric_grain, fy)
-        frame = kpi_frame(registry, rollup, metric, metric_grain).filter(pl.col("period_start") <= period)
+        frame = kpi_frame(registry, rollup, metric, metric_grain, dimension, dimension_value)
+        frame = frame.filter(pl.col("period_start") <= period)
         current = frame.row(-1, named=True) if frame.height and frame["period_start"][-1] == period else None
         rows.append(OverviewRow(metric=metric, grain=metric_grain, period_start=period, frame=frame,
                                 current=current))
@@ -253,3 +282,47 @@ def biggest_mover(registry: Registry, rollup: Rollup, metric: Metric, grain: str
             best = {"dimension": dimension, "dimension_value": top["dimension_value"], "change": top["change"],
                     "current": top[now], "prior": top[before], "measure": use}
     return best
+
+
+def overview_table(registry: Registry, rows: list[OverviewRow], spark_periods: int = 26) -> pl.DataFrame:
+    """The Overview/Department table: one line per KPI, ready to show (values as text)."""
+    from .charts import format_value
+
+    fy = registry.city.fiscal_year_start_month
+    out = []
+    for row in rows:
+        metric, current = row.metric, row.current or {}
+        unit = metric.unit.value
+        status = Status(row.status)
+        out.append({
+            "metric_id": metric.id,
+            "department": registry.departments[metric.department].name,
+            "kpi": metric.title,
+            "status": status.value,
+            "status_label": STATUS_LABELS[status],
+            "period": period_label(row.period_start, row.grain, fy),
+            "value": format_value(current.get("value"), unit),
+            "target": format_value(current.get("target"), unit) if current.get("target") is not None else "",
+            "vs_prior": _change_text(current.get("value"), current.get("prior_value"), unit),
+            "trend": [v for v in row.frame.tail(spark_periods)["value"].to_list() if v is not None],
+            "signal": SIGNAL_MARK if row.signal else "",
+            "rules": current.get("rules") or "",
+            "direction": metric.direction.value,
+            "tags": ", ".join(metric.tags),
+        })
+    return pl.DataFrame(out, schema_overrides={"trend": pl.List(pl.Float64)}) if out else pl.DataFrame()
+
+
+SIGNAL_MARK = "◆ signal"
+
+
+def _change_text(value: float | None, prior: float | None, unit: str) -> str:
+    from .charts import format_value
+
+    if value is None or prior is None:
+        return ""
+    delta = value - prior
+    if unit == "percent":
+        return f"{delta * 100:+.1f} pts"
+    sign = "+" if delta > 0 else "−" if delta < 0 else "±"
+    return sign + format_value(abs(delta), unit)

@@ -285,3 +285,16 @@ def compute_rollup(engine: Engine, grains: tuple[str, ...] = GRAINS) -> Rollup:
     return Rollup(frame=totals.sort("metric_id", "grain", "dimension", "period_start"),
                   extents=source_extents(engine), problems=problems + list(engine.problems),
                   fingerprint=engine.fingerprint())
+
+
+def metric_sql(registry: Registry, metric: Metric, grain: str) -> str:
+    """The SQL that computes one metric at one grain, as shown to users ('how is this made?')."""
+    if metric.kind == "sql":
+        return registry.sql_text(metric.sql)
+    if metric.kind == "derived":
+        return f"-- derived from other KPIs, period by period:\n-- {metric.id} = {metric.derived}"
+    source = registry.sources[metric.source]
+    sql, _ = source_scan_sql(registry, metric.source, metric.time_column or source.time_column, [metric],
+                             (grain,))
+    return (sql.replace(" FROM (", "\nFROM (").replace(" GROUP BY ", "\nGROUP BY ")
+            .replace(", CAST(", ",\n       CAST("))

@@ -1,0 +1,55 @@
+"""Per-process resources (the city, the state store) and per-run context for pages."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ..api import CityStat
+from ..auth import LOCAL_USER, PUBLIC_USER, User
+from ..config import registry_path
+
+
+@st.cache_resource(show_spinner=False)
+def _city(path: str) -> CityStat:
+    return CityStat.open(path)
+
+
+def city() -> CityStat:
+    """The city for this process, synced with the files on disk (cheap when nothing changed)."""
+    stat = _city(str(registry_path()))
+    with st.spinner("Refreshing KPIs from the extracts…"):
+        return stat.sync()
+
+
+def current_user() -> User:
+    """Who is using this page. Sign-in (OIDC) fills this in; without it: single-user local mode."""
+    user = st.session_state.get("citystat_user")
+    if isinstance(user, User):
+        return user
+    from .signin import resolve_user
+
+    user = resolve_user()
+    st.session_state["citystat_user"] = user
+    return user
+
+
+__all__ = ["city", "current_user", "PUBLIC_USER", "LOCAL_USER"]
+
+
+@st.cache_resource(show_spinner=False)
+def _store(url: str | None):
+    from ..store import open_store
+
+    return open_store(url)
+
+
+def store():
+    """The state store for this process (commitments, narratives, annotations, alerts...)."""
+    import os
+
+    return _store(os.environ.get("CITYSTAT_STATE_URL"))
+
+
+def annotations_for(metric_id: str) -> list[tuple]:
+    """Dated annotations drawn on every trend chart of a KPI (from the state store)."""
+    return [(a.on_date, a.text) for a in store().list_annotations(metric_id)]

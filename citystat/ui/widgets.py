@@ -1,0 +1,140 @@
+"""Widgets shared by several pages: the period picker, the KPI table, status chips, notes."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+import streamlit as st
+
+from ..api import CityStat
+from ..core.periods import period_end, period_label
+from ..core.status import STATUS_COLOURS, STATUS_LABELS, Status
+from ..kpi import OverviewRow, overview_table
+
+STATUS_ICONS = {
+    Status.ON_TRACK: "🟢",
+    Status.AT_RISK: "🟡",
+    Status.OFF_TRACK: "🔴",
+    Status.NO_DATA: "⚪",
+    Status.NO_TARGET: "⚫",
+}
+GRAIN_NAMES = {"day": "Day", "week": "Week", "month": "Month", "quarter": "Quarter", "fiscal_year": "Fiscal year"}
+
+HOW_STATUS = (
+    "**Status** compares the period's value with the target in force for that period: "
+    "🟢 on track = meets the target; 🟡 at risk = misses it by at most 10 % of the target (or the "
+    "metric's own band); 🔴 off track = further off; ⚪ not enough data; ⚫ watched, no target. "
+    "Direction matters: for a 'lower is better' KPI, meeting the target means at or below it."
+)
+HOW_SIGNAL = (
+    "**◆ signal** marks a real change rather than week-to-week noise (process-behaviour / XmR "
+    "chart): rule 1 = a point outside the natural process limits (centre ± 2.66 × average "
+    "moving range, from a baseline of the first 20 periods of the current phase); rule 2 = 8 "
+    "points in a row on one side of the centre; rule 3 = 3 of 4 points in the outer quarter of "
+    "the band on one side."
+)
+HOW_TARGETS = (
+    "**Targets** are dated: the target in force on the first day of a period applies to it. Targets of "
+    "counts and sums are set per period of the KPI's own grain (e.g. per week) and scaled by the "
+    "period's length when the KPI is shown at another grain."
+)
+HOW_CITYSCORE = (
+    "**CityScore** (Boston's method): each CityScore KPI scores actual ÷ target when higher is "
+    "better, target ÷ actual when lower is better (1.00 = on target, above 1 = beating it); the "
+    "CityScore is the mean of those scores for the latest complete day, week, month and quarter."
+)
+
+
+def status_chip(status: str) -> str:
+    status = Status(status)
+    return f"{STATUS_ICONS[status]} {STATUS_LABELS[status]}"
+
+
+def status_colour(status: str) -> str:
+    return STATUS_COLOURS[Status(status)]
+
+
+def as_of_picker(stat: CityStat, key: str = "as_of", grain: str = "week") -> date:
+    """Pick the reporting period; defaults to the latest complete one in the data.
+
+    Returns the last day of the chosen period: KPIs are shown for their latest period
+    complete on that day. The choice lives in the URL (?as_of=YYYY-MM-DD) so links share it.
+    """
+    periods = stat.periods(grain)
+    if not periods:
+        st.warning("No complete period in the data yet.")
+        st.stop()
+    fy = stat.registry.city.fiscal_year_start_month
+    wanted = st.query_params.get(key)
+    index = 0
+    if wanted:
+        try:
+            chosen = date.fromisoformat(wanted)
+            index = next((i for i, p in enumerate(periods) if p <= chosen <= period_end(p, grain, fy)), 0)
+        except ValueError:
+            st.warning(f"Ignored the period in the address ({wanted[:40]!r}): not a date.")
+    start = st.selectbox(
+        "As of", periods, index=index, key=f"{key}_select",
+        format_func=lambda p: period_label(p, grain, fy) + (" (latest complete)" if p == periods[0] else ""),
+        help="The reporting period. Defaults to the latest complete period in the data, not today's date.")
+    if start != periods[0]:
+        st.query_params[key] = start.isoformat()
+    elif key in st.query_params:
+        del st.query_params[key]
+    return period_end(start, grain, fy)
+
+
+def kpi_table(stat: CityStat, rows: list[OverviewRow], *, key: str, show_department: bool = False) -> str | None:
+    """Show KPIs as a table with status, value, target, trend and signal; returns a clicked KPI id."""
+    table = overview_table(stat.registry, rows)
+    if table.is_empty():
+        st.info("No KPIs to show for this selection.")
+        return None
+    table = table.with_columns(
+        pl.col("status").map_elements(status_chip, return_dtype=pl.Utf8).alias("status_text"))
+    columns = ["status_text", "kpi", "period", "value", "target", "vs_prior", "trend", "signal"]
+    if show_department:
+        columns.insert(1, "department")
+    event = st.dataframe(
+        table.select(columns),
+        hide_index=True,
+        width="stretch",
+        on_select="rerun",
+        selection_mode="single-row",
+        key=key,
+        column_config={
+            "status_text": st.column_config.TextColumn("Status", width="small"),
+            "department": st.column_config.TextColumn("Department"),
+            "kpi": st.column_config.TextColumn("KPI", width="medium"),
+            "period": st.column_config.TextColumn("Period"),
+            "value": st.column_config.TextColumn("Value"),
+            "target": st.column_config.TextColumn("Target"),
+            "vs_prior": st.column_config.TextColumn("vs prior period"),
+            "trend": st.column_config.LineChartColumn("Trend (last 26 periods)", width="medium",
+                                                     color="#1F4E79"),
+            "signal": st.column_config.TextColumn("Signal", help=HOW_SIGNAL),
+        },
+    )
+    selected = event.selection.rows if event and event.selection else []
+    if selected:
+        return table["metric_id"][selected[0]]
+    return None
+
+
+def open_metric(metric_id: str) -> None:
+    st.query_params.clear()
+    st.switch_page("pages/metric.py", query_params={"metric": metric_id})
+
+
+def problems_banner(stat: CityStat) -> None:
+    problems = [p for p in stat.problems() if p.severity == "error"]
+    if problems:
+        st.warning(f"{len(problems)} registry or data problem(s): the affected KPIs are left out and "
+                   "everything else is shown. See **Data health** for details.", icon="⚠️")
+
+
+def how_computed(*texts: str) -> None:
+    with st.expander("How these numbers are computed"):
+        for text in texts:
+            st.markdown(text)

@@ -1,0 +1,124 @@
+"""Metric detail: trend against target with process limits, comparisons, breakdowns, data, definition."""
+
+import polars as pl
+import streamlit as st
+
+from citystat.auth import Role
+from citystat.charts import breakdown_chart, format_value, trend_chart
+from citystat.core.periods import period_label
+from citystat.rollup import metric_sql
+from citystat.ui.context import annotations_for, city
+from citystat.ui.guard import require_role
+from citystat.ui.widgets import GRAIN_NAMES, HOW_SIGNAL, HOW_STATUS, HOW_TARGETS, how_computed, status_chip
+
+require_role(Role.STAFF)
+stat = city()
+registry = stat.registry
+failed = stat.rollup.failed_metrics()
+metric_ids = [m for m in registry.metrics if m not in failed]
+if not metric_ids:
+    st.error("No healthy metric to show. See Data health.")
+    st.stop()
+departments = {d.id: d.name for d in registry.departments.values()}
+wanted = st.query_params.get("metric")
+if wanted and wanted not in registry.metrics:
+    st.warning(f"There is no KPI called {wanted[:80]!r}; showing the first one instead.")
+index = metric_ids.index(wanted) if wanted in metric_ids else 0
+metric_id = st.selectbox(
+    "KPI", metric_ids, index=index,
+    format_func=lambda m: f"{registry.metrics[m].title} — {departments[registry.metrics[m].department]}")
+st.query_params["metric"] = metric_id
+metric = registry.metrics[metric_id]
+unit = metric.unit.value
+fy = registry.city.fiscal_year_start_month
+
+st.title(metric.title)
+st.caption(f"{departments[metric.department]} · owner: {metric.owner} · "
+           f"{'higher is better' if metric.direction == 'higher' else 'lower is better' if metric.direction == 'lower' else 'watched (no target)'}"
+           + (f" · tags: {', '.join(metric.tags)}" if metric.tags else ""))
+st.markdown(metric.description)
+
+grains = ["week", "month", "quarter", "fiscal_year"] if metric.grain != "day" else ["day", "week", "month", "quarter"]
+grain = st.segmented_control("Grain", grains, default=metric.grain if metric.grain in grains else grains[0],
+                             format_func=GRAIN_NAMES.get, key="grain") or metric.grain
+frame = stat.kpi(metric_id, grain)
+if frame.is_empty() or frame["value"].drop_nulls().is_empty():
+    st.info("No complete period with data for this KPI yet.")
+    st.stop()
+
+periods = frame["period_start"].to_list()
+as_of = st.select_slider("Period shown in the cards", options=periods, value=periods[-1],
+                         format_func=lambda p: period_label(p, grain, fy))
+current = frame.filter(pl.col("period_start") == as_of).row(0, named=True)
+
+cards = st.columns(4)
+cards[0].metric(f"Value · {current['label']}", format_value(current["value"], unit), border=True)
+cards[1].metric("Target", format_value(current["target"], unit) if current["target"] is not None else "none",
+                border=True)
+cards[2].metric("Status", status_chip(current["status"]), border=True,
+                help=HOW_STATUS)
+delta_colour = "normal" if metric.direction == "higher" else "inverse" if metric.direction == "lower" else "off"
+
+
+def delta_text(change):
+    if change is None:
+        return None
+    return f"{change * 100:+.1f} pts" if unit == "percent" else f"{change:+,.2f}"
+
+
+cards[3].metric("vs prior period", format_value(current["prior_value"], unit),
+                delta=delta_text(current["change_vs_prior"]), delta_color=delta_colour, border=True,
+                help="The prior period's value and the change since.")
+comparison = st.columns(4)
+comparison[0].metric("Same period last year", format_value(current["last_year_value"], unit),
+                     delta=delta_text(current["change_vs_last_year"]), delta_color=delta_colour, border=True)
+if current["signal"]:
+    comparison[1].metric("Process signal", f"◆ rule {current['rules']}", border=True, help=HOW_SIGNAL)
+comparison[2].metric("Natural process limits",
+                     f"{format_value(current['lower_limit'], unit)} – {format_value(current['upper_limit'], unit)}"
+                     if current["centre"] is not None else "—", border=True)
+if current["score"] is not None:
+    comparison[3].metric("CityScore of this KPI", f"{current['score']:.2f}", border=True,
+                         help="actual ÷ target (higher is better) or target ÷ actual (lower is better).")
+
+annotations = [(change.date, change.note) for change in metric.process_changes] + annotations_for(metric_id)
+st.altair_chart(trend_chart(frame, title=f"{metric.title} by {GRAIN_NAMES[grain].lower()}", unit=unit,
+                            annotations=annotations), width="stretch")
+
+if metric.dimensions:
+    st.subheader("Breakdown")
+    tabs = st.tabs([d.replace("_", " ").title() for d in metric.dimensions])
+    for tab, dimension in zip(tabs, metric.dimensions):
+        with tab:
+            table = stat.breakdown(metric_id, grain, dimension, as_of)
+            if table.is_empty():
+                st.info("No data for this period.")
+                continue
+            left, right = st.columns([3, 2])
+            left.altair_chart(breakdown_chart(table, dimension=dimension, unit=unit), width="stretch")
+            right.dataframe(
+                table.select(pl.col("dimension_value").alias(dimension),
+                             pl.col("value").map_elements(lambda v: format_value(v, unit), return_dtype=pl.Utf8)
+                             .alias("value"),
+                             pl.col("prior_value").map_elements(lambda v: format_value(v, unit), return_dtype=pl.Utf8)
+                             .alias("prior period"),
+                             "n"),
+                hide_index=True, width="stretch")
+
+st.subheader("Data")
+st.dataframe(frame.drop("phase").reverse(), hide_index=True, width="stretch")
+st.download_button("Download CSV", frame.write_csv(), file_name=f"{metric_id}_{grain}.csv", mime="text/csv",
+                   icon="⬇️")
+
+st.subheader("Definition")
+targets = pl.DataFrame([{"from": t.from_, "target": format_value(t.value, unit), "note": t.note or ""}
+                        for t in metric.targets]) if metric.targets else None
+if targets is not None:
+    st.dataframe(targets, hide_index=True)
+st.markdown(f"Computed as a **{metric.kind}**"
+            + (f" over source `{metric.source}`" if metric.source else "")
+            + (f"; dimensions: {', '.join(metric.dimensions)}" if metric.dimensions else "") + ".")
+st.code(metric_sql(registry, metric, grain), language="sql")
+how_computed(HOW_STATUS, HOW_TARGETS, HOW_SIGNAL,
+             "Partial periods at either end of the data are left out. Rates are numerator ÷ denominator "
+             "within the period; the CSV holds both so every value can be checked.")
