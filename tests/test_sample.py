@@ -423,3 +423,21 @@ def test_risk_adjustment_recovers_true_provider_effects(con):
     assert abs(fit.params["chronic"] - (-0.7)) < 0.25
     assert PROVIDER_EFFECTS["Harbor House"].exit_permanent_log_odds == 0.0
     assert len(PROVIDER_EFFECTS) == 6
+
+
+def test_committed_sample_is_what_the_generator_makes(tmp_path):
+    """data/ must be regenerated when the generator changes: its last week (and the static
+    tables) must equal a fresh default-size run of that week."""
+    data = DOCS.parents[1] / "data"
+    generate(tmp_path, start=date(2026, 11, 9), end=date(2026, 11, 15))
+    first_day = (date(2026, 11, 9) - date(1970, 1, 1)).days
+    con = duckdb.connect()
+    for extract in EXTRACTS:
+        fresh = f"read_parquet('{tmp_path}/{extract}.parquet')"
+        origin = ORIGIN.get(extract, "0")
+        committed = f"(SELECT * FROM read_parquet('{data}/{extract}.parquet') WHERE {origin} >= {first_day})"
+        if extract not in ORIGIN:  # static tables and studies: the whole table
+            committed = f"read_parquet('{data}/{extract}.parquet')"
+        for a, b in [(fresh, committed), (committed, fresh)]:
+            extra = one(con, f"SELECT count(*) FROM (SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b})")[0]
+            assert extra == 0, f"data/{extract}.parquet is stale: run python -m citystat.sample"

@@ -125,8 +125,9 @@ def generate(
 
     `requests` sizes the city: it is the number of 311 requests over the standard three years
     (1,099 days, 2023-11-13..2026-11-15), so a shorter range holds proportionally fewer, and
-    every other day-by-day extract scales with it. The same arguments always give identical files, and a day's rows
-    do not depend on `start` or `end` (except for outcomes after `end`, which are null).
+    every other day-by-day extract scales with it. The same arguments always give identical
+    files, and a day's rows do not depend on `start` or `end` (except for outcomes after `end`,
+    which are null or not yet there).
     """
     chosen = tuple(EXTRACTS if extracts is None else extracts)
     unknown = sorted(set(chosen) - set(EXTRACTS))

@@ -165,7 +165,8 @@ POTHOLE_ON_TIME_AFTER = 0.89
 
 def service_requests_day(city: City, day: int) -> dict[str, np.ndarray]:
     rng = day_rng(city.seed, "service_requests", day)
-    lam = city.per_day(REFERENCE_REQUESTS) * _311_WEEKDAY[weekday_of(day)] * seasonal(day, 165, 0.15)
+    weekday = _311_WEEKDAY[weekday_of(day)]
+    lam = city.per_day(REFERENCE_REQUESTS) * weekday * seasonal(day, 165, 0.15)
     n = int(rng.poisson(lam))
     created = day * DAY + seconds_by_hour(rng, n, _311_HOURS)
     shares = np.array([t.share * seasonal(day, t.peak_doy, t.season_amplitude) for t in REQUEST_TYPES])
@@ -481,9 +482,11 @@ def homeless_enrollments_day(city: City, day: int) -> dict[str, np.ndarray]:
     family = (u[:, 3] < mix[:, 6]).astype(np.int64)
     veteran = (u[:, 4] < mix[:, 7]).astype(np.int64)
     program = _PROVIDER_PROGRAM[provider]
-    stay = np.maximum(1, np.round(_STAY_MEDIAN_DAYS[program] * np.exp(_STAY_SIGMA[program] * rng.standard_normal(n))))
+    stay_z = rng.standard_normal(n)
+    stay = np.maximum(1, np.round(_STAY_MEDIAN_DAYS[program] * np.exp(_STAY_SIGMA[program] * stay_z)))
     exited = day + stay.astype(np.int64)
-    p_perm = _sigmoid(exit_permanent_logit(chronic, disability, prior, income, veteran, family, age, provider))
+    p_perm = _sigmoid(
+        exit_permanent_logit(chronic, disability, prior, income, veteran, family, age, provider))
     permanent = rng.random(n) < p_perm
     other = rng.choice(3, size=n, p=[0.45, 0.12, 0.43]) + 1  # temporary, institution, unknown
     destination = np.where(permanent, 0, other)
@@ -580,7 +583,8 @@ def sensor_readings_day(city: City, day: int) -> dict[str, np.ndarray]:
     pm25 = (7.0 * (1 + 0.2 * math.cos(doy_angle)) * weather * _SENSOR_PM_OFFSET[sensor]
             * (1 + 0.25 * traffic) * np.exp(rng.normal(0, 0.2, s * h)) + smoke_pm25(day)
             * np.exp(rng.normal(0, 0.15, s * h)))
-    no2 = (10.0 + (6.0 if weekend else 14.0) * traffic) * _SENSOR_PM_OFFSET[sensor] * np.exp(rng.normal(0, 0.15, s * h))
+    no2 = ((10.0 + (6.0 if weekend else 14.0) * traffic) * _SENSOR_PM_OFFSET[sensor]
+           * np.exp(rng.normal(0, 0.15, s * h)))
     noise = 44.0 + 20.0 * activity + _SENSOR_NOISE_OFFSET[sensor] + rng.normal(0, 2.0, s * h)
     return {
         "sensor_id": sensor,
