@@ -1,45 +1,43 @@
-"""`python -m citystat <command>`: the command-line face of CityStat (for analysts and cron)."""
+"""`python -m citystat <command>`: the command-line face of CityStat (for analysts and cron).
+
+Each command lives beside the code it drives, in a module with `register(subparsers)`;
+`COMMAND_MODULES` lists them. A listed module that does not exist yet is skipped.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from datetime import date
 
-from . import config
-
-
-def _validate(args: argparse.Namespace) -> int:
-    from .registry.loader import RegistryError, load_registry
-    from .registry.validate import validate
-
-    try:
-        registry = load_registry(config.registry_path(args.registry))
-    except RegistryError as exc:
-        for problem in exc.problems:
-            print(f"error: {problem}", file=sys.stderr)
-        return 1
-    report = validate(registry, today=date.fromisoformat(args.today) if args.today else None)
-    for problem in report.problems:
-        stream = sys.stderr if problem.severity == "error" else sys.stdout
-        print(f"{problem.severity}: {problem}", file=stream)
-    healthy = [m for m in registry.metrics if report.metric_state(m) != "error"]
-    print(f"{registry.path}: {len(healthy)} metrics ok, {len(report.errors)} error(s), "
-          f"{len(report.warnings)} warning(s)")
-    return 1 if report.errors else 0
+COMMAND_MODULES = (
+    "citystat.registry.commands",   # validate, reference
+    "citystat.refresh",             # refresh (rollups as a job)
+    "citystat.packet.commands",     # packet, followup
+    "citystat.results.commands",    # provider-report
+    "citystat.alerts",              # alerts
+    "citystat.publish.commands",    # catalog (data.json)
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m citystat", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m citystat", description="CityStat command line.")
     commands = parser.add_subparsers(dest="command", required=True)
-
-    check = commands.add_parser("validate", help="check the registry and run every metric against the data")
-    check.add_argument("registry", nargs="?", help="path to metrics.yaml (default: $CITYSTAT_REGISTRY or ./metrics.yaml)")
-    check.add_argument("--today", help="date to check future-dated data against (YYYY-MM-DD)")
-    check.set_defaults(run=_validate)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name and name.startswith(exc.name):
+                continue  # the module (or its package) is not there yet
+            raise
+        module.register(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
