@@ -213,3 +213,12 @@ def test_rates_hidden_when_numerator_or_denominator_hidden():
     small_den = frame.with_columns(pl.Series("denominator", [120, 9, 53, 58]))
     out2 = suppress_rates(small_den)
     assert out2["value"][1] is None and "denominator primary" in out2["suppression"][1]
+
+
+def test_float_counts_from_rollups_are_accepted_but_checked():
+    frame = pl.DataFrame({"dimension_value": [None, "D1", "D2", "D3"], "value": [100.0, 3.0, 50.0, 47.0]})
+    assert suppress_long(frame)["value"].to_list() == [100.0, None, 50.0, None]
+    with pytest.raises(ValueError, match="whole numbers"):
+        suppress_long(frame.with_columns(pl.Series("value", [1.0, 0.5, 0.25, 0.25])))
+    with pytest.raises(ValueError, match="negative"):
+        suppress_long(frame.with_columns(pl.Series("value", [100.0, -3.0, 50.0, 53.0])))

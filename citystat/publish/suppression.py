@@ -148,9 +148,8 @@ def _check_counts(frame: pl.DataFrame, columns: Sequence[str]) -> None:
         if name not in frame.columns:
             raise ValueError(f"count column {name!r} is not in the table (columns: {frame.columns})")
         series = frame[name]
-        if not series.dtype.is_integer():
-            if series.dtype.is_float() and bool((series.drop_nulls() % 1 == 0).all()):
-                continue
+        whole_floats = series.dtype.is_float() and bool((series.drop_nulls() % 1 == 0).all())
+        if not (series.dtype.is_integer() or whole_floats):
             raise ValueError(f"count column {name!r} must hold whole numbers, not {series.dtype}")
         if series.null_count():
             raise ValueError(f"count column {name!r} has {series.null_count()} empty value(s); "
