@@ -40,11 +40,10 @@ class ResultsConfigError(ValueError):
         self.line = line
         self.item_id = item_id
         self.field = field
-        self.message = message
+        self.message = message.removeprefix("Value error, ")
         where = f"{self.file}:{line}" if line is not None else self.file
-        what = f" {kind} '{item_id}'," if item_id else ""
-        fld = f" field {field}:" if field else ""
-        super().__init__(f"{where}:{what}{fld} {message}".replace(",:", ":").rstrip())
+        parts = ([f"{kind} '{item_id}'"] if item_id else []) + ([f"field {field}"] if field else [])
+        super().__init__(f"{where}: {', '.join(parts) + ': ' if parts else ''}{self.message}")
 
 
 class _Strict(BaseModel):
@@ -300,7 +299,9 @@ def _load(path: Path, model: type[BaseModel]) -> Any:
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
-        raise ResultsConfigError(path, line, None, f"invalid YAML: {exc.problem}") from exc
+        context = (f" ({exc.context} that starts on line {exc.context_mark.line + 1})"
+                   if exc.context and exc.context_mark is not None else "")
+        raise ResultsConfigError(path, line, None, f"invalid YAML: {exc.problem}{context}") from exc
     if doc is None:
         doc = CommentedMap()
     if not isinstance(doc, CommentedMap):
