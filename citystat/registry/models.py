@@ -101,6 +101,8 @@ class QualityChecks(Strict):
     ranges: dict[str, tuple[float | None, float | None]] = Field(
         default_factory=dict, description="Column -> [min, max] plausible values (null = open end).")
     unique: list[str] = Field(default_factory=list, description="Columns whose values must be unique.")
+    allowed_values: dict[str, list[str | int | float | bool]] = Field(
+        default_factory=dict, description="Column -> the only values it may take.")
 
 
 class Source(Strict):
