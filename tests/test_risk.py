@@ -227,3 +227,24 @@ def test_sample_city_contracts_recover_the_generator_truth(tmp_path) -> None:
     raw_rank = {r["provider"]: r["raw_rank"] for r in
                 card.filter(pl.col("metric_id") == "exits_to_permanent").iter_rows(named=True)}
     assert raw_rank[harder] == max(raw_rank.values())  # raw, the harder population looks worst
+
+
+def test_monthly_scorecard_compares_with_the_system_in_the_same_month(clients: pl.DataFrame) -> None:
+    """With month as a covariate, a logistic fit's score equations force expected = observed
+    in every month summed over providers, whatever the month's overall level."""
+    june = pl.col("exited_at") == date(2025, 6, 15)
+    # a system-wide collapse in June: every provider's exits drop to 1 in 5 that month
+    collapsed = clients.with_row_index("i").with_columns(
+        exited_permanent=pl.when(june).then(pl.col("i") % 5 == 0)
+        .otherwise(pl.col("exited_permanent"))).drop("i")
+    metric = ContractMetric(id="exits", title="Exits", outcome="exited_permanent", kind="rate",
+                            direction="higher", risk_adjust=True, covariates=COVARIATES)
+    monthly = metric_by_provider(collapsed, metric, "provider", "exited_at", by_month=True)
+    totals = monthly.group_by("month").agg(pl.col("expected").sum(),
+                                           (pl.col("raw_value") * pl.col("n")).sum().alias("observed"))
+    for _, expected, observed in totals.iter_rows():
+        assert expected == pytest.approx(observed, rel=1e-6)
+    in_june = monthly.filter(pl.col("month") == date(2025, 6, 1))
+    assert in_june["raw_value"].max() < 0.35  # everyone's raw rate collapsed that month...
+    # ...but no provider is called worse for it (other than B, which truly is)
+    assert "worse" not in in_june.filter(pl.col("provider") != "B")["flag"].to_list()

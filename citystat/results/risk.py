@@ -49,6 +49,7 @@ from citystat.results.models import ContractMetric, ProviderContract
 
 Family = Literal["binomial", "poisson"]
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_MONTH_KEY = "month_key"
 
 
 class RiskModelError(ValueError):
@@ -178,8 +179,10 @@ def expected_by_provider_month(frame: pl.DataFrame, model: RiskModel, provider_c
                                alpha: float = 0.05) -> pl.DataFrame:
     """The same table per provider and month (``month`` = first day); ranks are within month.
 
-    The model is the one fitted over all months: each month is judged against the same
-    system-wide average, so a provider's trend is not confounded by a changing model.
+    The caller chooses the standard through the model: fitted on client characteristics
+    over all months, every month is judged against one fixed system average; with the month
+    as a covariate too (what :func:`metric_by_provider` does for monthly tables), each
+    provider-month is judged against the system in that same month.
     """
     rows = _predicted(frame, model, provider_column).with_columns(
         pl.col(date_column).cast(pl.Date).dt.truncate("1mo").alias(MONTH))
@@ -258,15 +261,19 @@ def _binary_table(rows: pl.DataFrame, keys: list[str], model: RiskModel, directi
     return _ranks_and_flags(table, "raw_rate", direction, rank_within)
 
 
+def _rank(column: str, direction: str, within: list[str] | tuple[str, ...]) -> pl.Expr:
+    """1 = best in the metric's direction; ties share the better rank."""
+    expr = pl.col(column).rank(method="min", descending=direction == "higher").cast(pl.Int64)
+    return expr.over(list(within)) if within else expr
+
+
 def _ranks_and_flags(table: pl.DataFrame, raw_column: str, direction: str,
                      rank_within: list[str]) -> pl.DataFrame:
-    descending = direction == "higher"
-    def rank(col: str) -> pl.Expr:
-        expr = pl.col(col).rank(method="min", descending=descending).cast(pl.Int64)
-        return expr.over(rank_within) if rank_within else expr
     flags = [flag_for(lo, hi, direction) for lo, hi in
              zip(table["ci_low"].to_list(), table["ci_high"].to_list())]
-    return table.with_columns(raw_rank=rank(raw_column), adjusted_rank=rank("oe_ratio"),
+    return table.with_columns(pl.col("n").cast(pl.Int64),
+                              raw_rank=_rank(raw_column, direction, rank_within),
+                              adjusted_rank=_rank("oe_ratio", direction, rank_within),
                               flag=pl.Series(flags, dtype=pl.String))
 
 
@@ -322,7 +329,15 @@ def metric_by_provider(frame: pl.DataFrame, metric: ContractMetric, provider_col
     rows = rows.rename({provider_column: "provider"}) if provider_column != "provider" else rows
     if metric.risk_adjust:
         family: Family = "binomial" if metric.kind == "rate" else "poisson"
-        model = fit_risk_model(rows, OUTCOME, metric.covariates, family=family)
+        covariates = list(metric.covariates)
+        if by_month:
+            # Month as a covariate: each provider-month is compared with the whole system in
+            # the same month, so system-wide movements (seasons, policy changes, and the
+            # edges of the data window, where only short stays have ended yet) are not
+            # mistaken for provider effects. The raw value still shows the absolute trend.
+            rows = rows.with_columns(pl.col(MONTH).cast(pl.String).alias(_MONTH_KEY))
+            covariates.append(_MONTH_KEY)
+        model = fit_risk_model(rows, OUTCOME, covariates, family=family)
         if metric.kind == "rate":
             table = (expected_by_provider_month(rows, model, "provider", MONTH, metric.direction, alpha)
                      if by_month else expected_by_provider(rows, model, "provider", metric.direction, alpha))
@@ -333,16 +348,12 @@ def metric_by_provider(frame: pl.DataFrame, metric: ContractMetric, provider_col
                              else ("raw_median", "adjusted_median"))
             table = table.rename({raw: "raw_value", adjusted: "adjusted_value"})
             if metric.kind == "median":  # rank what is shown: the median, not the mean
-                table = table.with_columns(raw_rank=pl.col("raw_value").rank(
-                    method="min", descending=metric.direction == "higher").cast(pl.Int64)
-                    .over(list(groups)) if groups else pl.col("raw_value").rank(
-                    method="min", descending=metric.direction == "higher").cast(pl.Int64))
+                table = table.with_columns(raw_rank=_rank("raw_value", metric.direction, groups))
     else:
         agg = {"rate": pl.col(OUTCOME).mean(), "mean": pl.col(OUTCOME).mean(),
                "median": pl.col(OUTCOME).median()}[metric.kind]
-        rank = pl.col("raw_value").rank(method="min", descending=metric.direction == "higher").cast(pl.Int64)
         table = (rows.group_by(keys).agg(n=pl.len(), raw_value=agg)
-                 .with_columns(raw_rank=rank.over(list(groups)) if groups else rank))
+                 .with_columns(raw_rank=_rank("raw_value", metric.direction, groups)))
     for col in ("adjusted_value", "expected", "oe_ratio", "ci_low", "ci_high", "p_value"):
         if col not in table.columns:
             table = table.with_columns(pl.lit(None, dtype=pl.Float64).alias(col))
