@@ -248,3 +248,17 @@ def test_monthly_scorecard_compares_with_the_system_in_the_same_month(clients: p
     assert in_june["raw_value"].max() < 0.35  # everyone's raw rate collapsed that month...
     # ...but no provider is called worse for it (other than B, which truly is)
     assert "worse" not in in_june.filter(pl.col("provider") != "B")["flag"].to_list()
+
+
+def test_month_without_variation_is_shown_raw_not_flagged(clients: pl.DataFrame) -> None:
+    march = pl.col("exited_at") == date(2025, 3, 15)
+    quiet = clients.with_columns(exited_permanent=pl.when(march).then(False)
+                                 .otherwise(pl.col("exited_permanent")))
+    metric = ContractMetric(id="exits", title="Exits", outcome="exited_permanent", kind="rate",
+                            direction="higher", risk_adjust=True, covariates=COVARIATES)
+    monthly = metric_by_provider(quiet, metric, "provider", "exited_at", by_month=True)
+    in_march = monthly.filter(pl.col("month") == date(2025, 3, 1))
+    assert in_march.height == 5
+    assert in_march["raw_value"].to_list() == [0.0] * 5
+    assert in_march["oe_ratio"].null_count() == 5 and in_march["flag"].null_count() == 5
+    assert monthly.filter(pl.col("month") != date(2025, 3, 1))["oe_ratio"].null_count() == 0

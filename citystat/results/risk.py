@@ -327,7 +327,14 @@ def metric_by_provider(frame: pl.DataFrame, metric: ContractMetric, provider_col
                                     "raw_rank": pl.Int64, "adjusted_rank": pl.Int64,
                                     "flag": pl.String}).select(*keys, pl.exclude(keys))
     rows = rows.rename({provider_column: "provider"}) if provider_column != "provider" else rows
-    if metric.risk_adjust:
+    quiet = rows.head(0)
+    if metric.risk_adjust and by_month:
+        # A month whose outcome never varies (all exits temporary, say) cannot enter a model
+        # with a month term (perfect separation); it is shown raw, without O/E or flag.
+        varies = rows.group_by(MONTH).agg(pl.col(OUTCOME).n_unique() > 1).filter(pl.col(OUTCOME))
+        quiet = rows.join(varies.select(MONTH), on=MONTH, how="anti")
+        rows = rows.join(varies.select(MONTH), on=MONTH, how="semi")
+    if metric.risk_adjust and rows.height:
         family: Family = "binomial" if metric.kind == "rate" else "poisson"
         covariates = list(metric.covariates)
         if by_month:
@@ -350,10 +357,10 @@ def metric_by_provider(frame: pl.DataFrame, metric: ContractMetric, provider_col
             if metric.kind == "median":  # rank what is shown: the median, not the mean
                 table = table.with_columns(raw_rank=_rank("raw_value", metric.direction, groups))
     else:
-        agg = {"rate": pl.col(OUTCOME).mean(), "mean": pl.col(OUTCOME).mean(),
-               "median": pl.col(OUTCOME).median()}[metric.kind]
-        table = (rows.group_by(keys).agg(n=pl.len(), raw_value=agg)
-                 .with_columns(raw_rank=_rank("raw_value", metric.direction, groups)))
+        table = _raw_table(rows, keys, metric)
+    if quiet.height:
+        table = pl.concat([table, _raw_table(quiet, keys, metric)], how="diagonal_relaxed")
+        table = table.with_columns(raw_rank=_rank("raw_value", metric.direction, groups))
     for col in ("adjusted_value", "expected", "oe_ratio", "ci_low", "ci_high", "p_value"):
         if col not in table.columns:
             table = table.with_columns(pl.lit(None, dtype=pl.Float64).alias(col))
@@ -366,6 +373,14 @@ def metric_by_provider(frame: pl.DataFrame, metric: ContractMetric, provider_col
         pl.col("n").cast(pl.Int64), "raw_value", "adjusted_value", "expected", "oe_ratio",
         "ci_low", "ci_high", "p_value", "raw_rank", "adjusted_rank", "flag",
     ).sort(keys)
+
+
+def _raw_table(rows: pl.DataFrame, keys: list[str], metric: ContractMetric) -> pl.DataFrame:
+    agg = {"rate": pl.col(OUTCOME).mean(), "mean": pl.col(OUTCOME).mean(),
+           "median": pl.col(OUTCOME).median()}[metric.kind]
+    groups = [k for k in keys if k != "provider"]
+    return (rows.group_by(keys).agg(n=pl.len(), raw_value=agg)
+            .with_columns(raw_rank=_rank("raw_value", metric.direction, groups)))
 
 
 def contract_scorecards(contracts: list[ProviderContract], frames: dict[str, pl.DataFrame],
