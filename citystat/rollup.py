@@ -1,9 +1,18 @@
 """Compute every metric at every grain (and its dimension breakdowns) as one long frame.
 
-Declared metrics that share a source and time column are computed in ONE scan: one SELECT
-with a `FILTER`ed aggregate per measure and `GROUPING SETS` over every grain and dimension.
+Declared metrics that share a source and time column are computed in ONE scan when their
+aggregates are decomposable (count, sum, min, max, avg): the scan groups the rows by day and
+by (day, dimension) with `FILTER`ed partial aggregates, and the days are rolled up to weeks,
+months, quarters and fiscal years in the same statement over that small daily table (far
+cheaper than `GROUPING SETS` over every grain on the raw rows). Holistic aggregates (median,
+percentile, count_distinct) cannot be rolled up from days, so each such metric gets its own
+scan with its filter pushed down and `GROUPING SETS` over its own grains and dimensions.
 SQL-file metrics run once per grain with bound `$grain`, `$start`, `$end`. Derived metrics
 are evaluated last, from the totals of the metrics they use.
+
+`refresh_rollup(engine, previous)` reuses a previous rollup when the only change in the
+data is new files in path sources (appended partitions): it recomputes only the periods the
+new rows fall in and keeps everything else (see docs/PERFORMANCE.md, "Incremental refresh").
 
 Output columns (see docs/ARCHITECTURE.md): metric_id, grain, period_start, dimension,
 dimension_value, value, numerator, denominator, n.
@@ -11,9 +20,11 @@ dimension_value, value, numerator, denominator, n.
 
 from __future__ import annotations
 
+import glob as globlib
+import os
 import re
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from itertools import groupby
 
 import polars as pl
@@ -46,12 +57,25 @@ class Rollup:
     extents: pl.DataFrame  # source_id, first_time, last_time, rows
     problems: list[Problem] = field(default_factory=list)
     fingerprint: str = ""
+    # source_id -> [[file, size, mtime_ns], ...] of the files this rollup was computed from;
+    # lets the next refresh tell "new partitions only" (incremental) from "rewritten" (full).
+    manifest: dict[str, list[list]] = field(default_factory=dict)
+    registry_fingerprint: str = ""
+    how: str = "full"  # full | incremental | unchanged: how this rollup was made (for benchmarks, logs)
+    _index: dict | None = field(default=None, repr=False, compare=False)
 
     def series(self, metric_id: str, grain: str, dimension: str = "") -> pl.DataFrame:
-        return (self.frame
-                .filter((pl.col("metric_id") == metric_id) & (pl.col("grain") == grain)
-                        & (pl.col("dimension") == dimension))
-                .sort("period_start", "dimension_value"))
+        """One metric's rows at one grain and dimension, sorted; O(1) after the first call.
+
+        Pages ask for dozens of series per render; filtering the whole long frame each time
+        would cost a scan of every row per KPI, so the frame is split once into a dict.
+        """
+        if self._index is None:
+            sorted_frame = self.frame.sort("metric_id", "grain", "dimension", "period_start", "dimension_value")
+            self._index = sorted_frame.partition_by(["metric_id", "grain", "dimension"], as_dict=True,
+                                                    maintain_order=True)
+        found = self._index.get((metric_id, grain, dimension))
+        return found if found is not None else self.frame.clear()
 
     def last_data_day(self, source_ids: list[str] | None = None) -> date | None:
         extents = self.extents
@@ -99,8 +123,14 @@ def _metric_columns(index: int, metric: Metric) -> list[str]:
 
 
 def source_scan_sql(registry: Registry, source_id: str, time_column: str, metrics: list[Metric],
-                    grains: tuple[str, ...] = GRAINS, since: date | None = None) -> tuple[str, dict]:
-    """The single-scan SQL for every declared metric over one source and time column."""
+                    grains: tuple[str, ...] = GRAINS, since: date | None = None,
+                    prefilter: bool = False) -> tuple[str, dict]:
+    """GROUPING SETS over every grain and dimension on the raw rows (used for holistic metrics).
+
+    With `prefilter` (one metric), the metric's filter is also pushed into the WHERE clause so
+    only its rows are read into the aggregate: a period then has a row only if it has data
+    for this metric.
+    """
     fy = registry.city.fiscal_year_start_month
     time_expr = quote_identifier(time_column)
     period_columns = [f"{period_sql(time_expr, g, fy)} AS __p_{g}" for g in grains]
@@ -113,6 +143,8 @@ def source_scan_sql(registry: Registry, source_id: str, time_column: str, metric
     dim_grouping = [f"GROUPING({quote_identifier(d)}) AS {quote_identifier('g__' + d)}" for d in dimensions]
     measures = [c for i, m in enumerate(metrics) for c in _metric_columns(i, m)]
     where = f"WHERE {time_expr} IS NOT NULL"
+    if prefilter and len(metrics) == 1 and metrics[0].filter:
+        where += f" AND ({metrics[0].filter})"
     params: dict = {}
     if since is not None:
         where += f" AND {time_expr} >= $since"
@@ -123,6 +155,104 @@ def source_scan_sql(registry: Registry, source_id: str, time_column: str, metric
         + f" FROM (SELECT *, {', '.join(period_columns)} FROM {quote_identifier(source_id)} {where}) AS rows"
         + f" GROUP BY GROUPING SETS ({', '.join(sets)})"
     )
+    return sql, params
+
+
+DECOMPOSABLE = {Aggregation.COUNT, Aggregation.SUM, Aggregation.MIN, Aggregation.MAX, Aggregation.AVG}
+
+
+def is_decomposable(metric: Metric) -> bool:
+    """Can the metric's per-day partial aggregates be rolled up to longer periods exactly?"""
+    measures = [metric.measure] if metric.measure is not None else [metric.numerator, metric.denominator]
+    return all(m.agg in DECOMPOSABLE for m in measures)
+
+
+def _slots(metric: Metric) -> list[tuple[str, Measure]]:
+    """The (column suffix, measure) pairs a metric needs: value + count, or numerator + denominator."""
+    if metric.measure is not None:
+        return [("v", metric.measure), ("n", Measure(agg=Aggregation.COUNT))]
+    return [("v", metric.numerator), ("d", metric.denominator)]
+
+
+def daily_scan_sql(registry: Registry, source_id: str, time_column: str, metrics: list[Metric],
+                   grains: tuple[str, ...] = GRAINS, since: date | None = None) -> tuple[str, dict]:
+    """ONE scan of a source for all its decomposable metrics; same output shape as source_scan_sql.
+
+    Stage 1 groups the raw rows by day (and by day x each dimension) with FILTERed partial
+    aggregates; stage 2 rolls those few thousand rows up to every grain. Counts, sums, min
+    and max roll up exactly; avg is carried as sum and count.
+    """
+    fy = registry.city.fiscal_year_start_month
+    time_expr = quote_identifier(time_column)
+    dimensions = sorted({d for m in metrics for d in m.dimensions})
+    row_columns = [f"CAST({time_expr} AS DATE) AS __day"]
+    row_columns += [f"CAST({quote_identifier(d)} AS VARCHAR) AS {quote_identifier('d__' + d)}" for d in dimensions]
+    partials: list[str] = []   # stage-1 aggregates over raw rows
+    finals: list[str] = []     # stage-2 aggregates over the daily table
+
+    def partial(agg: str, expr_col: str | None, cond_col: str | None, name: str) -> None:
+        inner = f"{agg}({expr_col})" if expr_col else "count(*)"
+        partials.append(f"{inner}{f' FILTER (WHERE {cond_col})' if cond_col else ''} AS {name}")
+
+    for i, metric in enumerate(metrics):
+        for suffix, measure in _slots(metric):
+            tag = f"m{i}_{suffix}"
+            conditions = [c for c in (metric.filter, measure.filter) if c]
+            cond_col = None
+            if conditions:
+                cond_col = f"__c_{tag}"
+                row_columns.append(" AND ".join(f"({c})" for c in conditions) + f" AS {cond_col}")
+            expr_col = None
+            if measure.expr:
+                expr_col = f"__e_{tag}"
+                row_columns.append(f"({measure.expr}) AS {expr_col}")
+            match measure.agg:
+                case Aggregation.COUNT:
+                    partial("count", expr_col, cond_col, f"__p_{tag}")
+                    finals.append(f"CAST(sum(__p_{tag}) AS DOUBLE) AS {tag}")
+                case Aggregation.SUM:
+                    partial("sum", expr_col, cond_col, f"__p_{tag}")
+                    finals.append(f"CAST(sum(__p_{tag}) AS DOUBLE) AS {tag}")
+                case Aggregation.MIN | Aggregation.MAX:
+                    agg = measure.agg.value
+                    partial(agg, expr_col, cond_col, f"__p_{tag}")
+                    finals.append(f"CAST({agg}(__p_{tag}) AS DOUBLE) AS {tag}")
+                case Aggregation.AVG:
+                    partial("sum", f"CAST({expr_col} AS DOUBLE)", cond_col, f"__s_{tag}")
+                    partial("count", expr_col, cond_col, f"__n_{tag}")
+                    finals.append(f"CAST(sum(__s_{tag}) / nullif(sum(__n_{tag}), 0) AS DOUBLE) AS {tag}")
+                case _:
+                    raise ValueError(f"metric {metric.id}: {measure.agg} is not decomposable")
+    where = f"WHERE {time_expr} IS NOT NULL"
+    params: dict = {}
+    if since is not None:
+        where += f" AND {time_expr} >= $since"
+        params["since"] = since
+    dim_ids = [quote_identifier("d__" + d) for d in dimensions]
+    sets = ["(__day)"] + [f"(__day, {d})" for d in dim_ids]
+    flags = [f"GROUPING({d}) AS {quote_identifier('g__' + name)}" for d, name in zip(dim_ids, dimensions)]
+    daily = (f"SELECT __day, {', '.join(dim_ids + flags + partials)} FROM "
+             f"(SELECT {', '.join(row_columns)} FROM {quote_identifier(source_id)} {where}) AS raw_rows "
+             f"GROUP BY GROUPING SETS ({', '.join(sets)})")
+    period_columns = ", ".join(f"{period_sql('__day', g, fy)} AS __p_{g}" for g in grains)
+    total_filter = " AND ".join(f"{quote_identifier('g__' + d)} = 1" for d in dimensions) or "TRUE"
+    parts = []
+    for grain in grains:
+        dim_out = [f"CAST(NULL AS VARCHAR) AS {d}" for d in dim_ids]
+        flag_out = [f"1 AS {quote_identifier('g__' + d)}" for d in dimensions]
+        parts.append(f"SELECT '{grain}' AS grain, __p_{grain} AS period_start, "
+                     f"{', '.join(dim_out + flag_out + finals)} FROM days WHERE {total_filter} "
+                     f"GROUP BY __p_{grain}")
+        if grain not in DIMENSION_GRAINS:
+            continue
+        for d, name in zip(dim_ids, dimensions):
+            dim_out = [(f"{o} AS {o}" if o == d else f"CAST(NULL AS VARCHAR) AS {o}") for o in dim_ids]
+            flag_out = [f"{0 if o == name else 1} AS {quote_identifier('g__' + o)}" for o in dimensions]
+            parts.append(f"SELECT '{grain}' AS grain, __p_{grain} AS period_start, "
+                         f"{', '.join(dim_out + flag_out + finals)} FROM days "
+                         f"WHERE {quote_identifier('g__' + name)} = 0 GROUP BY __p_{grain}, {d}")
+    sql = (f"WITH days AS MATERIALIZED (SELECT *, {period_columns} FROM ({daily}) AS daily) "
+           + " UNION ALL ".join(parts))
     return sql, params
 
 
@@ -182,16 +312,24 @@ def compute_declared(engine: Engine, metrics: list[Metric], grains=GRAINS, since
         if source_id not in engine.available:
             problems += [_problem(registry, m.id, f"source {source_id!r} is unavailable") for m in group]
             continue
-        try:
-            sql, params = source_scan_sql(registry, source_id, time_column, group, grains, since)
-            frames.append(_reshape_scan(engine.query(sql, params, context=f"source {source_id}"), group))
-        except QueryError:
-            for metric in group:  # isolate the broken metric(s); keep the healthy ones
-                try:
-                    sql, params = source_scan_sql(registry, source_id, time_column, [metric], grains, since)
-                    frames.append(_reshape_scan(engine.query(sql, params), [metric]))
-                except QueryError as exc:
-                    problems.append(_problem(registry, metric.id, exc.message))
+        shared = [m for m in group if is_decomposable(m)]
+        holistic = [m for m in group if not is_decomposable(m)]
+        if shared:
+            try:
+                sql, params = daily_scan_sql(registry, source_id, time_column, shared, grains, since)
+                frames.append(_reshape_scan(engine.query(sql, params, context=f"source {source_id}"), shared))
+            except QueryError:
+                holistic = shared + holistic  # isolate the broken metric(s); keep the healthy ones
+        for metric in holistic:
+            try:
+                if is_decomposable(metric):
+                    sql, params = daily_scan_sql(registry, source_id, time_column, [metric], grains, since)
+                else:
+                    sql, params = source_scan_sql(registry, source_id, time_column, [metric], grains, since,
+                                                  prefilter=True)
+                frames.append(_reshape_scan(engine.query(sql, params, context=f"metric {metric.id}"), [metric]))
+            except QueryError as exc:
+                problems.append(_problem(registry, metric.id, exc.message))
     return frames, problems
 
 
