@@ -176,7 +176,7 @@ def render_html(title: str, sections: Sequence[Section], css: str | None = None,
         items = "".join(
             f'<li><a href="#{_anchor(s, i)}">{escape(s.title)}</a></li>' for i, s in enumerate(sections)
         )
-        toc = f'<nav class="contents"><h2>Contents</h2><ol>{items}</ol></nav>'
+        toc = f'<nav class="contents"><h2>Contents</h2><ul>{items}</ul></nav>'
     parts = []
     for i, s in enumerate(sections):
         cls = "section page-break" if s.page_break else "section"
