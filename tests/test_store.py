@@ -6,17 +6,28 @@ Expected values are the literal inputs or hand-worked dates, never read back fro
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
-from citystat.store import (ConflictError, InvalidInput, LATEST_VERSION, NotFound,
-                            SchemaTooNew, Store, StoreConfigError, default_url, make_engine,
-                            normalise_url, open_store, schema)
+from citystat.store import (
+    LATEST_VERSION,
+    ConflictError,
+    InvalidInput,
+    NotFound,
+    SchemaTooNew,
+    Store,
+    StoreConfigError,
+    default_url,
+    make_engine,
+    normalise_url,
+    open_store,
+    schema,
+)
 
 try:
-    from pg_server import pg_server, pg_url  # noqa: F401  (pytest fixtures)
+    from pg_server import pg_server, pg_url  # pytest fixtures, used by name
 except ImportError:  # tests/ became a package
     from tests.pg_server import pg_server, pg_url  # noqa: F401
 
@@ -24,7 +35,7 @@ TODAY = date.today()
 NASTY = "Ünïcödé ☃ 道路 — Robert'); DROP TABLE commitments;-- \"quoted\" \\ %s ?"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def store_url(request, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'state' / 'state.db'}"
@@ -44,7 +55,7 @@ def is_utc(moment: datetime) -> bool:
 # -- round trips -------------------------------------------------------------------------
 
 def test_session_and_commitment_round_trip(store: Store):
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     session = store.create_session("pw", date(2025, 3, 4), title=NASTY, actor="mayor's office")
     assert (session.department, session.session_date, session.title) == (
         "pw", date(2025, 3, 4), NASTY)
@@ -95,7 +106,7 @@ def test_list_commitments_filters(store: Store):
     store.update_commitment(closed.id, status="dropped", expected_version=1, actor="a")
     cop = store.create_commitment(p.id, "patrols", "Chief", date(2025, 1, 15), actor="a")
 
-    ids = lambda items: [c.id for c in items]  # noqa: E731
+    ids = lambda items: [c.id for c in items]
     assert ids(store.list_commitments()) == [closed.id, cop.id, late.id, later.id]
     assert ids(store.list_commitments(status="open")) == [cop.id, late.id, later.id]
     assert ids(store.list_commitments(department="pw", status="open")) == [late.id, later.id]
@@ -153,7 +164,7 @@ def test_annotations_round_trip_and_delete(store: Store):
 
 
 def test_alerts_raise_once_acknowledge_notify(store: Store):
-    raised_at = datetime(2025, 3, 4, 12, 30, tzinfo=timezone.utc)
+    raised_at = datetime(2025, 3, 4, 12, 30, tzinfo=UTC)
     payload = {"metric": "pothole_on_time", "value": 0.61, "districts": [1, 2], "note": NASTY}
     alert, created = store.raise_alert("below_target", "pothole_on_time/2025-03-03",
                                        "Potholes 61% (target 80%)", department="pw",
@@ -298,7 +309,7 @@ def test_commitments_reappear_at_next_session_of_same_department(store: Store):
         conn.execute(sa.update(schema.commitments)
                      .where(schema.commitments.c.id == closed_long_ago.id)
                      .values(closed_at=datetime.combine(d0, datetime.min.time(),
-                                                        timezone.utc)))
+                                                        UTC)))
     police = store.create_commitment(first.id, "police job", "B", d0, department="police",
                                      actor="a")
     made_at_second = store.create_commitment(second.id, "made at second", "A", d2, actor="a")
@@ -448,7 +459,7 @@ def test_store_created_at_version_1_migrates_forward(store_url):
 
     with open_store(store_url) as new:
         assert [c.what for c in new.list_commitments()] == ["kept across the upgrade"]
-        alert, created = new.raise_alert("r", "k", "works after migration", actor="a")
+        _alert, created = new.raise_alert("r", "k", "works after migration", actor="a")
         assert created and new.save_notebook("n", [], actor="a").version == 1
     assert versions(store_url) == [1, 2]
 
@@ -458,7 +469,29 @@ def test_database_from_a_newer_citystat_is_refused(store_url):
     engine = make_engine(store_url)
     with engine.begin() as conn:
         conn.execute(schema.schema_version.insert().values(
-            version=99, description="from the future", applied_at=datetime.now(timezone.utc)))
+            version=99, description="from the future", applied_at=datetime.now(UTC)))
     engine.dispose()
     with pytest.raises(SchemaTooNew, match="99"):
         open_store(store_url)
+
+
+def test_migration_helpers_add_a_column_once(store_url):
+    from citystat.store.migrations import add_column, create_tables
+
+    old, new = sa.MetaData(), sa.MetaData()
+    sa.Table("scratch", old, sa.Column("id", sa.Integer, primary_key=True))
+    scratch = sa.Table("scratch", new, sa.Column("id", sa.Integer, primary_key=True),
+                       sa.Column("label", sa.String(50), nullable=True),
+                       sa.Column("count", sa.Integer, nullable=False, server_default="0"))
+    engine = make_engine(store_url)
+    try:
+        with engine.begin() as conn:
+            create_tables(old.tables["scratch"])(conn)
+            conn.execute(sa.text("INSERT INTO scratch (id) VALUES (1)"))
+            for _ in range(2):  # the second run must find the columns and do nothing
+                add_column(scratch, "label")(conn)
+                add_column(scratch, "count")(conn)
+            rows = conn.execute(sa.text("SELECT id, label, count FROM scratch")).all()
+        assert [tuple(r) for r in rows] == [(1, None, 0)]
+    finally:
+        engine.dispose()

@@ -12,10 +12,10 @@ from datetime import date
 
 import pytest
 
-from citystat.store import ConflictError, LATEST_VERSION, open_store
+from citystat.store import LATEST_VERSION, ConflictError, open_store
 
 try:
-    from pg_server import pg_server, pg_url  # noqa: F401  (pytest fixtures)
+    from pg_server import pg_server, pg_url  # pytest fixtures, used by name
 except ImportError:  # tests/ became a package
     from tests.pg_server import pg_server, pg_url  # noqa: F401
 
@@ -24,7 +24,7 @@ WRITES_EACH = 25
 SPAWN = multiprocessing.get_context("spawn")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def store_url(request, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'state.db'}"
@@ -102,7 +102,7 @@ def run_threads(target, args_for, threads: int) -> None:
     def guarded(*args):
         try:
             target(*args)
-        except BaseException as exc:  # report, do not swallow
+        except BaseException as exc:  # noqa: BLE001  -- reported by the assert below
             errors.append(exc)
             barrier.abort()
 

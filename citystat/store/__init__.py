@@ -2,16 +2,34 @@
 notebooks and the audit trail, in SQLite (default) or PostgreSQL. See docs/STATE_STORE.md."""
 
 from .engine import default_url, make_engine, normalise_url
-from .errors import (ConflictError, InvalidInput, NotFound, SchemaTooNew, StoreConfigError,
-                     StoreError)
+from .errors import ConflictError, InvalidInput, NotFound, SchemaTooNew, StoreConfigError, StoreError
 from .migrations import LATEST_VERSION, MIGRATIONS, current_version, migrate
-from .models import (Alert, Annotation, AuditEntry, Commitment, Narrative, Notebook,
-                     ReviewItem, Session)
+from .models import Alert, Annotation, AuditEntry, Commitment, Narrative, Notebook, ReviewItem, Session
 from .store import GRAINS, Store, open_store
 
 __all__ = [
-    "Alert", "Annotation", "AuditEntry", "Commitment", "ConflictError", "GRAINS",
-    "InvalidInput", "LATEST_VERSION", "MIGRATIONS", "Narrative", "Notebook", "NotFound",
-    "ReviewItem", "SchemaTooNew", "Session", "Store", "StoreConfigError", "StoreError",
-    "current_version", "default_url", "make_engine", "migrate", "normalise_url", "open_store",
+                     "GRAINS",
+                     "LATEST_VERSION",
+                     "MIGRATIONS",
+                     "Alert",
+                     "Annotation",
+                     "AuditEntry",
+                     "Commitment",
+                     "ConflictError",
+                     "InvalidInput",
+                     "Narrative",
+                     "NotFound",
+                     "Notebook",
+                     "ReviewItem",
+                     "SchemaTooNew",
+                     "Session",
+                     "Store",
+                     "StoreConfigError",
+                     "StoreError",
+                     "current_version",
+                     "default_url",
+                     "make_engine",
+                     "migrate",
+                     "normalise_url",
+                     "open_store",
 ]

@@ -55,7 +55,7 @@ def normalise_url(url: str | sa.URL | None) -> sa.URL:
     text = default_url() if url is None else url
     try:
         parsed = sa.make_url(text)
-    except Exception as exc:  # sqlalchemy.exc.ArgumentError
+    except sa.exc.ArgumentError as exc:
         raise StoreConfigError(f"state store URL {str(text)!r} is not a URL: {exc}") from None
     backend = parsed.get_backend_name()
     if backend in ("postgresql", "postgres"):

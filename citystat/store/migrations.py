@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
@@ -112,6 +112,6 @@ def _apply_locked(conn: sa.Connection, target: int) -> list[int]:
             migration.apply(conn)
             conn.execute(schema.schema_version.insert().values(
                 version=migration.version, description=migration.description,
-                applied_at=datetime.now(timezone.utc)))
+                applied_at=datetime.now(UTC)))
             applied.append(migration.version)
     return applied

@@ -9,8 +9,8 @@ changed the row since, `ConflictError` carries the current row instead of overwr
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime, timezone
-from typing import Any, TypeVar
+from datetime import UTC, date, datetime
+from typing import Any, Self, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg_dialect
@@ -21,8 +21,7 @@ from . import validate as check
 from .engine import make_engine, write_transaction
 from .errors import ConflictError, InvalidInput, NotFound
 from .migrations import migrate
-from .models import (Alert, Annotation, AuditEntry, Commitment, Narrative, Notebook,
-                     ReviewItem, Session, from_row)
+from .models import Alert, Annotation, AuditEntry, Commitment, Narrative, Notebook, ReviewItem, Session, from_row
 
 T = TypeVar("T")
 GRAINS = ("day", "week", "month", "quarter", "fiscal_year")
@@ -38,7 +37,7 @@ def open_store(url: str | None = None) -> Store:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _jsonable(row: Any) -> dict:
@@ -54,7 +53,11 @@ class Store:
 
     def __init__(self, engine: sa.Engine, *, target_version: int | None = None) -> None:
         self.engine = engine
-        migrate(engine, target_version)
+        try:
+            migrate(engine, target_version)
+        except BaseException:
+            engine.dispose()
+            raise
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -70,7 +73,7 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
-    def __enter__(self) -> Store:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -299,9 +302,9 @@ class Store:
         rows = self._rows(sa.select(c).join(s, s.c.id == c.c.session_id)
                           .where(c.c.department == department, s.c.session_date < session_date)
                           .order_by(c.c.due_date, c.c.id))
-        since = (datetime.combine(previous.session_date, datetime.min.time(), timezone.utc)
+        since = (datetime.combine(previous.session_date, datetime.min.time(), UTC)
                  if previous else None)
-        until = datetime.combine(session_date, datetime.max.time(), timezone.utc)
+        until = datetime.combine(session_date, datetime.max.time(), UTC)
         items = []
         for row in rows:
             commitment = from_row(Commitment, row)
