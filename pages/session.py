@@ -1,0 +1,343 @@
+"""Stat session: the agenda built from the data, presenting mode, commitments, stories, packets."""
+
+from datetime import timedelta
+
+import polars as pl
+import streamlit as st
+
+from citystat.auth import PermissionDenied, Role
+from citystat.charts import format_value, trend_chart
+from citystat.packet import (breakdown_text, build_followup_html, build_packet_html, html_to_pdf,
+                             numbers_rows, packet_filename)
+from citystat.reports import safe_markdown
+from citystat.session import (REVIEW, SECTION_TITLES, FormError, add_annotation, build_agenda, change_text,
+                              default_session_date, find_session, make_commitment, save_narrative)
+from citystat.store import ConflictError
+from citystat.ui.context import city, current_user, store
+from citystat.ui.guard import require_role
+from citystat.ui.widgets import HOW_SIGNAL, HOW_STATUS, how_computed, status_chip
+
+require_role(Role.STAFF)
+user = current_user()
+stat = city()
+state = store()
+registry = stat.registry
+departments = {d.id: d.name for d in registry.departments.values()}
+tags = sorted({t for m in registry.metrics.values() for t in m.tags})
+
+top = st.columns([2, 3, 2])
+kind = top[0].segmented_control("Session of", ["Department", "Topic"], default="Department", key="kind") \
+    or "Department"
+department = topic = None
+if kind == "Department":
+    own = sorted(user.departments & set(departments))
+    choices = own + [d for d in departments if d not in own]
+    wanted = st.query_params.get("department")
+    department = top[1].selectbox("Department", choices, index=choices.index(wanted) if wanted in choices else 0,
+                                  format_func=departments.get, key="department")
+    st.query_params["department"] = department
+else:
+    topic = top[1].selectbox("Topic (metrics with this tag, across departments)", tags,
+                             index=tags.index("cityscore") if "cityscore" in tags else 0, key="topic")
+default_date = default_session_date(stat)
+if default_date is None:
+    st.warning("No complete week in the data yet: nothing to review.")
+    st.stop()
+session_date = top[2].date_input("Session date", value=default_date, key="session_date", format="YYYY-MM-DD",
+                                 help="Defaults to the weekday after the latest complete week of data. KPIs are "
+                                      "read at their latest period complete on the session's eve.")
+
+agenda = build_agenda(stat, state, department=department, topic=topic, session_date=session_date)
+session = find_session(state, department=department, topic=topic, session_date=session_date)
+items = list(agenda.items)
+presenting = st.toggle("Presenting mode (one item per screen, for the projector)", key="presenting")
+
+
+# ----------------------------------------------------------------------------- helpers
+def field_error(placeholder, errors: dict, name: str) -> None:
+    if name in errors:
+        placeholder.error(errors[name])
+
+
+def show_review(item) -> None:
+    rows = [{"": "⚠️ OVERDUE" if r.overdue else ("✔ closed" if r.closed_since_previous else "open"),
+             "What": r.commitment.what, "Owner": r.commitment.owner, "Due": r.commitment.due_date,
+             "Status": r.commitment.status, "KPI": registry.metrics[r.commitment.metric_id].title
+             if r.commitment.metric_id in registry.metrics else (r.commitment.metric_id or ""),
+             "Note": r.commitment.note or ""} for r in item.review]
+    st.dataframe(pl.DataFrame(rows), hide_index=True, width="stretch")
+    st.page_link("pages/commitments.py", label="Update these commitments", icon="✅")
+
+
+def show_narrative(item) -> None:
+    n = item.narrative
+    if n is None:
+        st.caption("No story behind the curve yet for this period.")
+        return
+    for label, text in (("What happened", n.what_happened), ("Why", n.why), ("What's next", n.whats_next)):
+        if text and text.strip():
+            st.markdown(f"**{label}**")
+            st.html(safe_markdown(text))  # safe Markdown: raw HTML typed by people is shown as text
+    st.caption(f"Written by {n.updated_by}, {n.updated_at:%d %b %Y %H:%M} UTC")
+
+
+def narrative_form(item) -> None:
+    key = f"nar_{item.metric_id}_{item.grain}_{item.period_start}"
+    n = item.narrative
+    if f"{key}_version" not in st.session_state:
+        st.session_state[f"{key}_version"] = n.version if n else None
+        for part in ("what_happened", "why", "whats_next"):
+            st.session_state[f"{key}_{part}"] = getattr(n, part) if n else ""
+    theirs = st.session_state.get(f"{key}_conflict")
+    if theirs is not None:
+        st.warning(f"{theirs.updated_by} saved this story while you were editing. Theirs is below; yours is "
+                   "still in the form. Merge what you want to keep and save again (this replaces theirs).")
+        st.text(f"What happened: {theirs.what_happened}\nWhy: {theirs.why}\nWhat's next: {theirs.whats_next}")
+    with st.form(f"{key}_form", clear_on_submit=False):
+        st.text_area("What happened", key=f"{key}_what_happened", height=80)
+        error_what = st.empty()
+        st.text_area("Why", key=f"{key}_why", height=80)
+        st.text_area("What's next", key=f"{key}_whats_next", height=80)
+        error_any = st.empty()
+        saved = st.form_submit_button("Save the story")
+    if saved:
+        try:
+            result = save_narrative(
+                state, user, metric_id=item.metric_id, department=item.department, grain=item.grain,
+                period_start=item.period_start, what_happened=st.session_state[f"{key}_what_happened"],
+                why=st.session_state[f"{key}_why"], whats_next=st.session_state[f"{key}_whats_next"],
+                expected_version=st.session_state[f"{key}_version"])
+        except FormError as exc:
+            field_error(error_what, exc.errors, "what_happened")
+            error_any.error(str(exc)) if "what_happened" not in exc.errors else None
+        except ConflictError as exc:
+            st.session_state[f"{key}_conflict"] = exc.current
+            st.session_state[f"{key}_version"] = exc.current.version
+            st.rerun()
+        except PermissionDenied as exc:
+            error_any.error(str(exc))
+        else:
+            st.session_state[f"{key}_version"] = result.version
+            st.session_state.pop(f"{key}_conflict", None)
+            st.toast("Story saved.")
+            st.rerun()
+
+
+def annotation_form(item) -> None:
+    key = f"ann_{item.metric_id}"
+    with st.form(f"{key}_form", clear_on_submit=False):
+        cols = st.columns([1, 3])
+        cols[0].date_input("Date", value=item.period_start, key=f"{key}_date", format="YYYY-MM-DD")
+        error_date = cols[0].empty()
+        cols[1].text_input("Note drawn on every chart of this KPI", key=f"{key}_text",
+                           placeholder="e.g. New pothole crew started")
+        error_text = cols[1].empty()
+        added = st.form_submit_button("Add annotation")
+    if added:
+        try:
+            add_annotation(state, user, metric_id=item.metric_id, department=item.department,
+                           on_date=st.session_state[f"{key}_date"], text=st.session_state[f"{key}_text"])
+        except FormError as exc:
+            field_error(error_date, exc.errors, "on_date")
+            field_error(error_text, exc.errors, "text")
+        except PermissionDenied as exc:
+            st.error(str(exc))
+        else:
+            del st.session_state[f"{key}_text"]
+            st.toast("Annotation added.")
+            st.rerun()
+
+
+def commitment_form(item=None) -> None:
+    """Record a commitment; field errors show under the fields and the typed text stays."""
+    metric = registry.metrics.get(item.metric_id) if item is not None and item.metric_id else None
+    key = f"com_{metric.id if metric else 'general'}"
+    with st.form(f"{key}_form", clear_on_submit=False):
+        st.text_input("What will be done", key=f"{key}_what",
+                      placeholder="e.g. Clear the graffiti backlog in District 5")
+        error_what = st.empty()
+        cols = st.columns(3)
+        cols[0].text_input("Owner", value=metric.owner if metric else "", key=f"{key}_owner")
+        error_owner = cols[0].empty()
+        cols[1].date_input("Due", value=session_date + timedelta(days=14), key=f"{key}_due", format="YYYY-MM-DD")
+        error_due = cols[1].empty()
+        owning = department
+        if department is None:
+            default = metric.department if metric else list(departments)[0]
+            owning = cols[2].selectbox("Department", list(departments), index=list(departments).index(default),
+                                       format_func=departments.get, key=f"{key}_dept")
+        error_dept = cols[2].empty()
+        made = st.form_submit_button("Record commitment")
+    if made:
+        try:
+            make_commitment(state, user, session_department=department, topic=topic, session_date=session_date,
+                            what=st.session_state[f"{key}_what"], owner=st.session_state[f"{key}_owner"],
+                            due_date=st.session_state[f"{key}_due"], metric_id=metric.id if metric else None,
+                            department=owning)
+        except FormError as exc:
+            for placeholder, name in ((error_what, "what"), (error_owner, "owner"), (error_due, "due_date"),
+                                      (error_dept, "department")):
+                field_error(placeholder, exc.errors, name)
+            other = {k: v for k, v in exc.errors.items() if k not in ("what", "owner", "due_date", "department")}
+            if other:
+                st.error("; ".join(other.values()))
+        except PermissionDenied as exc:
+            st.error(str(exc))
+        else:
+            del st.session_state[f"{key}_what"]
+            st.toast("Commitment recorded; it will be reviewed at the next session.")
+            st.rerun()
+
+
+def show_item(number: int, item, big: bool = False) -> None:
+    heading = f"{number}. {item.title}"
+    st.header(heading) if big else st.subheader(heading)
+    if item.section == REVIEW:
+        st.markdown(f"*{'; '.join(item.reasons)}*")
+        show_review(item)
+        return
+    meta = f"{status_chip(item.status)}" + (" · ◆ **signal**" if item.signal else "") + \
+        f" · {SECTION_TITLES[item.section]} · *{'; '.join(item.reasons)}*"
+    if department is None:
+        meta += f" · {departments[item.department]}"
+    st.markdown(meta)
+    numbers = dict(numbers_rows(item))
+    c = item.current or {}
+    cards = st.columns(4)
+    cards[0].metric(f"Value · {item.period_text}", numbers["Value"], border=True)
+    cards[1].metric("Target", numbers["Target"], border=True, help=HOW_STATUS)
+    cards[2].metric("vs prior period", numbers["Prior period"], delta=change_text(c, item.unit) if
+                    c.get("change_vs_prior") is not None else None,
+                    delta_color="off", border=True)
+    cards[3].metric("Same period last year", numbers["Same period last year"],
+                    delta=change_text(c, item.unit, "change_vs_last_year") if c.get("change_vs_last_year")
+                    is not None else None, delta_color="off", border=True)
+    if item.frame is not None and item.frame.height:
+        st.altair_chart(trend_chart(item.frame, title=item.title, unit=item.unit, annotations=list(item.annotations),
+                                    height=380 if big else 260), width="stretch")
+    st.caption(f"Natural process limits {numbers['Natural process limits']} · signal: {numbers['Signal']}")
+    if item.breakdown is not None:
+        st.markdown(breakdown_text(item))
+        if not big:
+            b = item.breakdown
+            st.dataframe(b.table.head(10).select(
+                pl.col("dimension_value").alias(b.dimension),
+                pl.col("value").map_elements(lambda v: format_value(v, item.unit), return_dtype=pl.Utf8).alias("value"),
+                pl.col("prior_value").map_elements(lambda v: format_value(v, item.unit), return_dtype=pl.Utf8)
+                .alias("prior period"),
+                pl.col("change").map_elements(lambda v: change_text({"c": v}, item.unit, "c"), return_dtype=pl.Utf8)
+                .alias("change")), hide_index=True, width="stretch")
+    st.markdown("**Story behind the curve**")
+    show_narrative(item)
+    if item.open_commitments:
+        st.markdown("**Open commitments on this KPI**")
+        for com in item.open_commitments:
+            flag = "⚠️ OVERDUE · " if com.is_overdue(session_date) else ""
+            st.markdown(f"- {flag}{com.what} — *{com.owner}*, due {com.due_date:%d %b %Y}")
+    if not big:
+        can_edit = user.can_edit_department(item.department)
+        with st.expander("Make a commitment on this KPI"):
+            commitment_form(item) if can_edit else st.info("Only the department's leads can record commitments.")
+        with st.expander("Edit the story behind the curve · add an annotation"):
+            if can_edit:
+                narrative_form(item)
+                annotation_form(item)
+            else:
+                st.info("Only the department's leads can edit stories and annotations.")
+
+
+# ----------------------------------------------------------------------------- presenting mode
+if presenting:
+    st.markdown("""<style>
+    [data-testid="stSidebar"], [data-testid="stHeader"] {display: none;}
+    .block-container {max-width: 96vw; padding-top: 1rem;}
+    .stMarkdown p, .stMarkdown li, .stCaption p {font-size: 1.55rem !important; line-height: 1.4;}
+    h1, h2 {font-size: 2.8rem !important;}
+    [data-testid="stMetricValue"] {font-size: 2.8rem !important;}
+    [data-testid="stMetricLabel"] p {font-size: 1.3rem !important;}
+    </style>""", unsafe_allow_html=True)
+    if not items:
+        st.info("Nothing on the agenda.")
+        st.stop()
+    index = min(st.session_state.get("present_index", 0), len(items) - 1)
+
+    def move(step: int) -> None:
+        st.session_state["present_index"] = max(0, min(len(items) - 1, index + step))
+
+    nav = st.columns([1, 3, 1])
+    nav[0].button("◀ Previous", on_click=move, args=(-1,), disabled=index == 0, key="previous", width="stretch")
+    nav[1].markdown(f"<div style='text-align:center;font-size:1.6rem'><b>{agenda.title}</b> · "
+                    f"item {index + 1} of {len(items)}</div>", unsafe_allow_html=True)
+    nav[2].button("Next ▶", on_click=move, args=(1,), disabled=index == len(items) - 1, key="next",
+                  width="stretch")
+    show_item(index + 1, items[index], big=True)
+    st.stop()
+
+# ----------------------------------------------------------------------------- normal mode
+st.title(f"{agenda.title} — stat session {session_date:%a %d %b %Y}")
+st.caption(f"KPIs as of {agenda.as_of_day:%a %d %b %Y} (their latest period complete on the session's eve)"
+           + (f" · session recorded (#{session.id})" if session else " · the session is recorded with its first commitment"))
+h = agenda.headline()
+tiles = st.columns(7)
+for tile, (label, value) in zip(tiles, [("KPIs", h["kpis"]), ("On track", h["on_track"]), ("At risk", h["at_risk"]),
+                                         ("Off track", h["off_track"]), ("Signals", h["signals"]),
+                                         ("Open commitments", h["open_commitments"]),
+                                         ("Overdue", h["overdue_commitments"])]):
+    tile.metric(label, value, border=True)
+
+st.markdown("#### Agenda")
+st.dataframe(pl.DataFrame([{"#": i + 1, "Item": it.title, "Why it is here": SECTION_TITLES[it.section],
+                            "Status": "" if it.section == REVIEW else status_chip(it.status),
+                            "Reasons": "; ".join(it.reasons)} for i, it in enumerate(items)]),
+             hide_index=True, width="stretch")
+
+for number, item in enumerate(items, start=1):
+    with st.container(border=True):
+        show_item(number, item)
+
+st.markdown("#### Commitments made at this session")
+made = state.list_commitments(session_id=session.id) if session else []
+if made:
+    st.dataframe(pl.DataFrame([{"What": c.what, "Owner": c.owner, "Due": c.due_date, "Department": departments.get(
+        c.department, c.department), "KPI": registry.metrics[c.metric_id].title if c.metric_id in registry.metrics
+        else ""} for c in made]), hide_index=True, width="stretch")
+else:
+    st.caption("None yet.")
+with st.expander("Make a commitment not tied to one KPI"):
+    if department is None or user.can_edit_department(department):
+        commitment_form(None)
+    else:
+        st.info("Only the department's leads can record commitments.")
+
+st.markdown("#### Briefing packet and follow-up memo")
+packet_key = ("packet", department, topic, session_date)
+cols = st.columns(2)
+if cols[0].button("Build the briefing packet (HTML + PDF)", key="build_packet"):
+    bar = st.progress(0.0, text="Building the briefing packet…")
+    steps = len(items) + 2
+
+    def progress(done: int, total: int, what: str) -> None:
+        bar.progress(min(done / steps, 1.0), text=f"Building: {what}")
+
+    html = build_packet_html(stat, state, agenda, progress=progress)
+    bar.progress((steps - 1) / steps, text="Printing the PDF…")
+    st.session_state["packet"] = (packet_key, html, html_to_pdf(html))
+    bar.progress(1.0, text="Briefing packet ready.")
+built = st.session_state.get("packet")
+if built and built[0] == packet_key:
+    cols[0].download_button("Download packet (HTML)", built[1], file_name=packet_filename(agenda, "packet", "html"),
+                            mime="text/html", icon="⬇️", key="packet_html")
+    cols[0].download_button("Download packet (PDF)", built[2], file_name=packet_filename(agenda, "packet", "pdf"),
+                            mime="application/pdf", icon="⬇️", key="packet_pdf")
+followup = build_followup_html(stat, state, agenda, session)
+cols[1].download_button("Download follow-up memo (HTML)", followup,
+                        file_name=packet_filename(agenda, "followup", "html"), mime="text/html", icon="⬇️",
+                        key="followup_html")
+cols[1].caption("The PDF memo: `python -m citystat followup "
+                + (f"--department {department}" if department else f"--topic {topic}")
+                + f" --date {session_date}`")
+how_computed(HOW_STATUS, HOW_SIGNAL,
+             "**Agenda order**: first the commitments due for review from earlier sessions (overdue first), then "
+             "KPIs with a process signal in their latest period, then KPIs off track and at risk, then the rest. "
+             "**Biggest mover**: the dimension value whose change since the prior period is largest (for a rate, "
+             "the change in its numerator count).")
