@@ -72,14 +72,16 @@ cards[3].metric("vs prior period", format_value(current["prior_value"], unit),
 comparison = st.columns(4)
 comparison[0].metric("Same period last year", format_value(current["last_year_value"], unit),
                      delta=delta_text(current["change_vs_last_year"]), delta_color=delta_colour, border=True)
-if current["signal"]:
-    comparison[1].metric("Process signal", f"◆ rule {current['rules']}", border=True, help=HOW_SIGNAL)
-comparison[2].metric("Natural process limits",
-                     f"{format_value(current['lower_limit'], unit)} – {format_value(current['upper_limit'], unit)}"
-                     if current["centre"] is not None else "—", border=True)
+comparison[1].metric("Process signal", f"◆ rule {current['rules']}" if current["signal"] else "none",
+                     border=True, help=HOW_SIGNAL)
 if current["score"] is not None:
-    comparison[3].metric("CityScore of this KPI", f"{current['score']:.2f}", border=True,
-                         help="actual ÷ target (higher is better) or target ÷ actual (lower is better).")
+    comparison[2].metric("KPI score", f"{current['score']:.2f}", border=True,
+                         help="CityScore method: actual ÷ target (higher is better) or target ÷ actual "
+                              "(lower is better); 1.00 = on target.")
+if current["centre"] is not None:
+    st.caption(f"Natural process limits for this phase: {format_value(current['lower_limit'], unit)} to "
+               f"{format_value(current['upper_limit'], unit)} around a centre of "
+               f"{format_value(current['centre'], unit)}. Values inside them are routine variation.")
 
 annotations = [(change.date, change.note) for change in metric.process_changes] + annotations_for(metric_id)
 st.altair_chart(trend_chart(frame, title=f"{metric.title} by {GRAIN_NAMES[grain].lower()}", unit=unit,
