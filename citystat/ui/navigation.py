@@ -36,12 +36,27 @@ def allowed(user: User, role: Role) -> bool:
     return user.has(role)
 
 
+def visible_pages(user: User) -> list[tuple[str, str, str, str, Role]]:
+    """The PAGES entries this user may see and whose file exists (pure: testable without Streamlit)."""
+    return [entry for entry in PAGES if allowed(user, entry[4]) and (PROJECT_ROOT / entry[1]).is_file()]
+
+
 def pages_for(user: User) -> dict[str, list[st.Page]]:
+    """The navigation for this user. Never empty: somebody who may see nothing gets a welcome page.
+
+    With sign-in configured an Account section (Sign in / Your account) is added.
+    """
+    from .signin import account_page, auth_configured, welcome_page
+
     sections: dict[str, list[st.Page]] = {}
     first = True
-    for section, path, title, icon, role in PAGES:
-        if not allowed(user, role) or not (PROJECT_ROOT / path).is_file():
-            continue
+    for section, path, title, icon, role in visible_pages(user):
         sections.setdefault(section, []).append(st.Page(path, title=title, icon=icon, default=first))
         first = False
+    if first:
+        sections["CityStat"] = [st.Page(welcome_page, title="Welcome", icon="🏙️", url_path="welcome",
+                                        default=True)]
+    if not user.local_mode and auth_configured():
+        title = "Your account" if user.email else "Sign in"
+        sections["Account"] = [st.Page(account_page, title=title, icon="🔑", url_path="account")]
     return sections
