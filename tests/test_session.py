@@ -1,0 +1,196 @@
+"""The stat session agenda on the sample city, and commitments across sessions (real SQLite store)."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+
+import pytest
+
+from citystat.auth import PermissionDenied, Role, User
+from citystat.sample import SHIFTS
+from citystat.session import (OFF_TARGET, OTHER, REVIEW, SIGNAL, FormError, add_annotation, as_of_for,
+                              build_agenda, default_session_date, find_session, make_commitment,
+                              save_narrative, section_and_reasons, update_commitment)
+from citystat.store import ConflictError, open_store
+
+LEAD_PW = User(name="Pat Lead", email="pat@riverton.example.gov", roles=frozenset({Role.LEAD}),
+               departments=frozenset({"pw"}))
+STAFF = User(name="Sam Staff", email="sam@riverton.example.gov", roles=frozenset({Role.STAFF}))
+MONDAY = date(2026, 11, 16)  # the weekday after the sample's last complete week (9..15 Nov 2026)
+
+
+@pytest.fixture
+def store():
+    return open_store(os.environ["CITYSTAT_STATE_URL"])
+
+
+def test_default_session_date_is_the_weekday_after_the_latest_complete_week(sample_city):
+    # The sample data ends Sun 2026-11-15 (docs/SAMPLE_CITY.md): the session is Mon 16 Nov.
+    assert default_session_date(sample_city) == MONDAY
+
+
+def test_kpis_are_read_on_the_sessions_eve(sample_city, store):
+    assert as_of_for(sample_city, MONDAY) == date(2026, 11, 15)
+    # A Thursday session: its eve (Wed 11 Nov) ends no week, so the latest complete week is 2..8 Nov,
+    # and the latest complete month is still October.
+    agenda = build_agenda(sample_city, store, department="pw", session_date=date(2026, 11, 12))
+    periods = {i.metric_id: (i.grain, i.period_start) for i in agenda.kpi_items()}
+    assert periods["graffiti_days_to_close"] == ("week", date(2026, 11, 2))
+    assert periods["illegal_dumping_on_time"] == ("month", date(2026, 10, 1))
+
+
+@pytest.mark.parametrize("department, metric_id, shift_key", [
+    ("pw", "graffiti_days_to_close", "graffiti_crew_reassigned"),
+    ("fire", "ems_response_p90", "ambulances_out_of_service"),
+])
+def test_a_known_recent_shift_is_a_signal_item_at_the_top(sample_city, store, department, metric_id, shift_key):
+    shift = next(s for s in SHIFTS if s.key == shift_key)
+    assert shift.department == department
+    agenda = build_agenda(sample_city, store, department=department, session_date=MONDAY)
+    first = agenda.items[0]  # no commitments yet, so no review item
+    assert first.metric_id == metric_id
+    assert first.section == SIGNAL
+    assert any("process signal" in r for r in first.reasons)
+    # the shift made things worse (longer times), so it is also off target
+    assert first.status == "off_track"
+
+
+def test_agenda_sections_are_in_order_and_cover_every_kpi(sample_city, store):
+    agenda = build_agenda(sample_city, store, department="pw", session_date=MONDAY)
+    rank = [REVIEW, SIGNAL, OFF_TARGET, OTHER]
+    sections = [rank.index(i.section) for i in agenda.items]
+    assert sections == sorted(sections)
+    assert {i.metric_id for i in agenda.kpi_items()} == {m.id for m in sample_city.registry.metrics_of("pw")}
+    # pothole_on_time is on track with no signal in the sample's last week: it comes last
+    assert agenda.items[-1].metric_id == "pothole_on_time"
+    assert agenda.items[-1].section == OTHER
+    off = agenda.section(OFF_TARGET)
+    assert off and all(i.status in ("off_track", "at_risk") and not i.signal for i in off)
+    head = agenda.headline()
+    assert head["kpis"] == 5
+    assert head["on_track"] + head["at_risk"] + head["off_track"] + head["no_data"] + head["no_target"] == 5
+
+
+def test_each_kpi_item_has_trend_comparisons_and_breakdown(sample_city, store):
+    agenda = build_agenda(sample_city, store, department="pw", session_date=MONDAY)
+    graffiti = next(i for i in agenda.items if i.metric_id == "graffiti_days_to_close")
+    assert graffiti.frame["period_start"].max() == date(2026, 11, 9)
+    assert graffiti.frame.height == 104  # about two years of weeks on the chart
+    assert graffiti.current["prior_value"] is not None and graffiti.current["last_year_value"] is not None
+    b = graffiti.breakdown
+    assert b is not None and b.dimension in sample_city.metric("graffiti_days_to_close").dimensions
+    # the named value has the largest absolute change among the dimension's values
+    changes = [abs(c) for c in b.table["change"].drop_nulls().to_list()]
+    assert abs(b.change) == pytest.approx(max(changes))
+    pothole = next(i for i in agenda.items if i.metric_id == "pothole_on_time")
+    # the registry's process change (new crew, 2025-09-08) is inside the two-year window
+    assert (date(2025, 9, 8), "New pothole crew started") in [(d, t) for d, t in pothole.annotations]
+
+
+def test_section_and_reasons_on_hand_made_rows():
+    assert section_and_reasons({"value": 3.0, "signal": True, "rules": "1", "status": "on_track"}, "lower") == \
+        (SIGNAL, ("process signal (rule 1)",))
+    assert section_and_reasons({"value": 3.0, "signal": False, "rules": "", "status": "at_risk"}, "lower") == \
+        (OFF_TARGET, ("at risk against the target",))
+    assert section_and_reasons({"value": 3.0, "signal": False, "rules": "", "status": "on_track"}, "lower")[0] == OTHER
+    assert section_and_reasons(None, "lower") == (OTHER, ("no data for the period",))
+
+
+def test_topic_session_lists_tagged_metrics_across_departments(sample_city, store):
+    agenda = build_agenda(sample_city, store, topic="cityscore", session_date=MONDAY)
+    ids = [i.metric_id for i in agenda.kpi_items()]
+    assert set(ids) == {m.id for m in sample_city.registry.metrics_tagged("cityscore")}
+    assert {"graffiti_days_to_close", "ems_response_p90"} <= set(i.metric_id for i in agenda.section(SIGNAL))
+    with pytest.raises(ValueError, match="tagged 'nope'"):
+        build_agenda(sample_city, store, topic="nope", session_date=MONDAY)
+    with pytest.raises(ValueError, match="unknown department 'zz'"):
+        build_agenda(sample_city, store, department="zz", session_date=MONDAY)
+
+
+def test_commitment_round_trip_and_review_at_the_next_sessions(sample_city, store):
+    made = make_commitment(store, LEAD_PW, session_department="pw", topic=None, session_date=MONDAY,
+                           what="Clear the graffiti backlog in D5", owner="Graffiti crew chief",
+                           due_date=date(2026, 11, 30), metric_id="graffiti_days_to_close")
+    session = find_session(store, department="pw", topic=None, session_date=MONDAY)
+    assert session is not None and made.session_id == session.id and made.department == "pw"
+    again = store.get_commitment(made.id)
+    assert (again.what, again.owner, again.due_date, again.status) == \
+        ("Clear the graffiti backlog in D5", "Graffiti crew chief", date(2026, 11, 30), "open")
+
+    # this session does not review what it made itself
+    today = build_agenda(sample_city, store, department="pw", session_date=MONDAY)
+    assert today.items[0].section != REVIEW
+    graffiti = next(i for i in today.items if i.metric_id == "graffiti_days_to_close")
+    assert [c.id for c in graffiti.open_commitments] == [made.id]
+
+    # next week: reviewed first, not overdue yet
+    nxt = build_agenda(sample_city, store, department="pw", session_date=date(2026, 11, 23))
+    assert nxt.items[0].section == REVIEW
+    assert [(r.commitment.id, r.overdue) for r in nxt.items[0].review] == [(made.id, False)]
+    # two weeks after the due date: overdue, counted on the cover
+    late = build_agenda(sample_city, store, department="pw", session_date=date(2026, 12, 7))
+    assert [(r.commitment.id, r.overdue) for r in late.items[0].review] == [(made.id, True)]
+    assert late.headline()["overdue_commitments"] == 1 and late.headline()["open_commitments"] == 1
+
+    # done (with a note): no longer open or overdue at later sessions. (Whether it is listed once
+    # more as "closed since the last session" depends on the wall-clock closing time, which the
+    # store's own tests cover; the sample city lives in late 2026.)
+    done = update_commitment(store, LEAD_PW, store.get_commitment(made.id), status="done", note="Backlog cleared")
+    assert done.status == "done" and done.note == "Backlog cleared" and done.version == 2
+    later = build_agenda(sample_city, store, department="pw", session_date=date(2026, 12, 7))
+    assert all(r.commitment.status == "done" and not r.overdue for r in later.section(REVIEW)[0].review) \
+        if later.section(REVIEW) else True
+    assert later.headline()["open_commitments"] == 0 and later.headline()["overdue_commitments"] == 0
+    with pytest.raises(FormError):  # same status and no note: nothing to save
+        update_commitment(store, LEAD_PW, done, status="done", note="  ")
+    with pytest.raises(ConflictError):  # edited from a stale copy
+        update_commitment(store, LEAD_PW, made, status="dropped", note="stale")
+    # audit trail names the actor
+    assert store.audit_log(entity="commitment", entity_id=made.id)[0].actor == LEAD_PW.actor
+
+
+def test_commitment_rules(sample_city, store):
+    with pytest.raises(PermissionDenied):
+        make_commitment(store, STAFF, session_department="pw", topic=None, session_date=MONDAY,
+                        what="x", owner="y", due_date=date(2026, 11, 30))
+    with pytest.raises(PermissionDenied):  # a PW lead cannot commit Fire
+        make_commitment(store, LEAD_PW, session_department="fire", topic=None, session_date=MONDAY,
+                        what="x", owner="y", due_date=date(2026, 11, 30))
+    with pytest.raises(FormError) as err:
+        make_commitment(store, LEAD_PW, session_department="pw", topic=None, session_date=MONDAY,
+                        what="  ", owner="", due_date=date(2026, 11, 1))
+    assert set(err.value.errors) == {"what", "owner", "due_date"}
+    with pytest.raises(FormError) as err:  # a topic session needs the owning department
+        make_commitment(store, LEAD_PW, session_department=None, topic="cityscore", session_date=MONDAY,
+                        what="x", owner="y", due_date=date(2026, 11, 30))
+    assert set(err.value.errors) == {"department"}
+    assert store.list_commitments() == [] and store.list_sessions() == []  # nothing half-written
+
+
+def test_topic_session_commitment_is_reviewed_at_the_next_topic_session(sample_city, store):
+    made = make_commitment(store, LEAD_PW, session_department=None, topic="cityscore", session_date=MONDAY,
+                           what="Report graffiti by district weekly", owner="Analyst",
+                           due_date=date(2026, 11, 20), department="pw")
+    nxt = build_agenda(sample_city, store, topic="cityscore", session_date=date(2026, 11, 23))
+    assert [(r.commitment.id, r.overdue) for r in nxt.items[0].review] == [(made.id, True)]
+    # and at the department's own next session
+    pw = build_agenda(sample_city, store, department="pw", session_date=date(2026, 11, 23))
+    assert made.id in [r.commitment.id for r in pw.items[0].review]
+
+
+def test_narrative_conflict_and_annotation_on_the_chart(sample_city, store):
+    kw = dict(metric_id="graffiti_days_to_close", department="pw", grain="week", period_start=date(2026, 11, 9))
+    first = save_narrative(store, LEAD_PW, what_happened="Crew reassigned", why="Storm", whats_next="Back",
+                           expected_version=None, **kw)
+    with pytest.raises(ConflictError) as err:  # someone else thought there was no story yet
+        save_narrative(store, LEAD_PW, what_happened="Mine", why="", whats_next="", expected_version=None, **kw)
+    assert err.value.current.what_happened == "Crew reassigned"
+    with pytest.raises(PermissionDenied):
+        save_narrative(store, STAFF, what_happened="x", why="", whats_next="", expected_version=first.version, **kw)
+    add_annotation(store, LEAD_PW, metric_id="graffiti_days_to_close", department="pw",
+                   on_date=date(2026, 9, 14), text="Crew reassigned to parks")
+    agenda = build_agenda(sample_city, store, department="pw", session_date=MONDAY)
+    graffiti = next(i for i in agenda.items if i.metric_id == "graffiti_days_to_close")
+    assert graffiti.narrative.what_happened == "Crew reassigned"
+    assert (date(2026, 9, 14), "Crew reassigned to parks") in graffiti.annotations
