@@ -26,15 +26,20 @@ from .engine import Engine
 from .kpi import available_periods, city_scores, default_as_of, kpi_frame, overview, period_last_day
 from .registry.loader import Registry, load_registry
 from .registry.models import Metric
-from .rollup import Rollup, compute_rollup
+from .rollup import Rollup, refresh_rollup
 
 
 class CityStat:
     """One city's registry, engine and KPI rollup."""
 
-    def __init__(self, registry_path: str | Path | None = None, *, use_disk_cache: bool = True):
+    def __init__(self, registry_path: str | Path | None = None, *, use_disk_cache: bool = True,
+                 replica: bool | None = None):
+        from .replica import published_rollups
+
         self.registry_path = config.registry_path(registry_path)
         self.use_disk_cache = use_disk_cache
+        # replica mode (default: when $CITYSTAT_ROLLUPS is set): serve published rollups only
+        self._published = published_rollups(replica)
         self._lock = threading.RLock()
         self._registry: Registry | None = None
         self._engine: Engine | None = None
@@ -63,22 +68,37 @@ class CityStat:
                 self._registry_key = self._registry.fingerprint()
                 self._engine = Engine(self._registry)
                 self._rollup = None
+            if self._published is not None:  # replica mode: never compute (citystat/replica.py)
+                self._engine, rollup = self._published.serve(self._registry, self._engine, self._rollup)
+                if rollup is not self._rollup:
+                    self._rollup = rollup
+                    self._kpi_cache.clear()
+                return self
             fingerprint = self._engine.fingerprint()
             if self._rollup is None or self._rollup.fingerprint != fingerprint:
+                previous = self._rollup
                 self._engine = Engine(self._registry) if self._rollup is not None else self._engine
-                self._rollup = self._load_or_compute(fingerprint)
+                self._rollup = self._load_or_compute(fingerprint, previous)
                 self._kpi_cache.clear()
         return self
 
-    def _load_or_compute(self, fingerprint: str) -> Rollup:
-        from .rollup_store import load_rollup, save_rollup
+    def _load_or_compute(self, fingerprint: str, previous: Rollup | None = None) -> Rollup:
+        """The rollup for `fingerprint`: from disk if saved, else refreshed from the previous one.
+
+        Never computes when a rollup for this fingerprint is on disk (page loads stay cheap).
+        Otherwise the newest rollup of the same registry (in memory, or named by the disk
+        cache's `latest` pointer) lets `refresh_rollup` fold in only newly added files.
+        """
+        from .rollup_store import load_latest, load_rollup, save_rollup
 
         if self.use_disk_cache:
             cached = load_rollup(config.cache_dir(), fingerprint)
             if cached is not None:
                 cached.problems = list(self._engine.problems) + cached.problems
                 return cached
-        rollup = compute_rollup(self._engine)
+            if previous is None:
+                previous = load_latest(config.cache_dir(), self._registry.fingerprint())
+        rollup = refresh_rollup(self._engine, previous)
         if self.use_disk_cache:
             save_rollup(config.cache_dir(), rollup)
         return rollup
@@ -177,3 +197,10 @@ class CityStat:
 
     def city_scores(self, as_of_day: date | None = None) -> pl.DataFrame:
         return city_scores(self.registry, self.rollup, as_of_day)
+
+    # ---- catalog (added for the Registry page and notebooks; see citystat/reference.py) ----
+    def sources(self) -> pl.DataFrame:
+        """Every source with its description, columns, rows, time range and last refresh."""
+        from .reference import source_catalog
+
+        return source_catalog(self)

@@ -1,7 +1,9 @@
 """Rollups on disk: a Parquet file of KPI aggregates plus one of source extents per fingerprint.
 
 Writes go to a temporary name and are renamed into place, so a reader (another process or
-app replica) never sees half a file.
+app replica) never sees half a file. A small `latest-<registry fingerprint>.json` names the
+newest rollup of each registry, so a new process can refresh incrementally from it when only
+new extract files have arrived since.
 """
 
 from __future__ import annotations
@@ -17,9 +19,13 @@ from .registry.loader import Problem
 from .rollup import ROLLUP_SCHEMA, Rollup
 
 
-def _paths(folder: Path, fingerprint: str) -> tuple[Path, Path, Path]:
+def _paths(folder: Path, fingerprint: str) -> tuple[Path, Path, Path, Path]:
     return (folder / f"rollup-{fingerprint}.parquet", folder / f"extents-{fingerprint}.parquet",
-            folder / f"problems-{fingerprint}.json")
+            folder / f"problems-{fingerprint}.json", folder / f"meta-{fingerprint}.json")
+
+
+def _latest_path(folder: Path, registry_fingerprint: str) -> Path:
+    return folder / f"latest-{registry_fingerprint}.json"
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -35,19 +41,36 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def save_rollup(folder: Path, rollup: Rollup) -> None:
-    rollup_path, extents_path, problems_path = _paths(folder, rollup.fingerprint)
+    rollup_path, extents_path, problems_path, meta_path = _paths(folder, rollup.fingerprint)
     problems = [p.__dict__ for p in rollup.problems if p.entry and p.entry.startswith("metric ")]
+    meta = {"manifest": rollup.manifest, "registry_fingerprint": rollup.registry_fingerprint, "how": rollup.how}
     _atomic_write(problems_path, lambda t: Path(t).write_text(json.dumps(problems)))
+    _atomic_write(meta_path, lambda t: Path(t).write_text(json.dumps(meta)))
     _atomic_write(extents_path, lambda t: rollup.extents.write_parquet(t))
     _atomic_write(rollup_path, lambda t: rollup.frame.write_parquet(t))
+    if rollup.registry_fingerprint:
+        _atomic_write(_latest_path(folder, rollup.registry_fingerprint),
+                      lambda t: Path(t).write_text(json.dumps({"fingerprint": rollup.fingerprint})))
 
 
 def load_rollup(folder: Path, fingerprint: str) -> Rollup | None:
-    rollup_path, extents_path, problems_path = _paths(folder, fingerprint)
+    rollup_path, extents_path, problems_path, meta_path = _paths(folder, fingerprint)
     try:
         frame = pl.read_parquet(rollup_path).cast(ROLLUP_SCHEMA)
         extents = pl.read_parquet(extents_path)
         problems = [Problem(**p) for p in json.loads(problems_path.read_text())]
-    except (OSError, ValueError, pl.exceptions.PolarsError):
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    except (OSError, ValueError, TypeError, pl.exceptions.PolarsError):
         return None
-    return Rollup(frame=frame, extents=extents, problems=problems, fingerprint=fingerprint)
+    return Rollup(frame=frame, extents=extents, problems=problems, fingerprint=fingerprint,
+                  manifest=meta.get("manifest", {}), registry_fingerprint=meta.get("registry_fingerprint", ""),
+                  how="cached")
+
+
+def load_latest(folder: Path, registry_fingerprint: str) -> Rollup | None:
+    """The newest saved rollup of this registry (any data fingerprint): the base for an incremental refresh."""
+    try:
+        fingerprint = json.loads(_latest_path(folder, registry_fingerprint).read_text())["fingerprint"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return load_rollup(folder, fingerprint)
