@@ -20,7 +20,7 @@ except ImportError:  # tests/ became a package
     from tests.pg_server import pg_server, pg_url  # noqa: F401
 
 WRITERS = 4
-WRITES_EACH = 25
+WRITES_EACH = 20
 SPAWN = multiprocessing.get_context("spawn")
 
 
@@ -128,7 +128,7 @@ def assert_nothing_lost(store, writers: int, each: int) -> None:
 # -- tests ---------------------------------------------------------------------------------
 
 def test_threads_writing_at_once_lose_nothing(store_url):
-    threads = 8
+    threads = 6
     with open_store(store_url) as store:
         session = store.create_session("pw", date(2025, 5, 1), actor="setup")
         run_threads(write_commitments,
