@@ -23,6 +23,8 @@ from typing import Any, Mapping
 import duckdb
 import polars as pl
 
+from . import config
+from .objectstore import ObjectStoreError, is_s3, list_objects, local_pattern, mirror, objects_fingerprint
 from .registry.loader import Problem, Registry
 
 READ_STATEMENTS = {duckdb.StatementType.SELECT}
@@ -82,6 +84,7 @@ class Engine:
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
         self.source_files: dict[str, SourceFiles] = {}
+        self.remote_sources: dict[str, str] = {}  # source id -> s3:// URL (read via a local copy)
         self.available: set[str] = set()
         self._create_views()
         self._sandbox()
@@ -95,6 +98,10 @@ class Engine:
                 continue
             pending.pop(source.id)
             location = registry.resolve(source.path)
+            if is_s3(location):
+                location = self._mirror(source.id, location)
+                if location is None:
+                    continue
             files = _expand(location)
             self.source_files[source.id] = SourceFiles(source.id, location, files)
             if not files:
@@ -132,6 +139,25 @@ class Engine:
                         message = _first_line(exc)
                     self._problem(source.id, f"query {source.sql}: {message}")
                 break
+
+    def _mirror(self, source_id: str, url: str) -> str | None:
+        """An s3:// source is copied into the local cache and read from there.
+
+        DuckDB 2.0's wheel has no httpfs and `INSTALL httpfs` needs the network, so boto3
+        copies the objects (only changed ones) and the sandbox below stays local-only.
+        """
+        self.remote_sources[source_id] = url
+        try:
+            objects, _ = mirror(url, config.cache_dir())
+        except ObjectStoreError as exc:
+            self.source_files[source_id] = SourceFiles(source_id, url, ())
+            self._problem(source_id, str(exc))
+            return None
+        if not objects:
+            self.source_files[source_id] = SourceFiles(source_id, url, ())
+            self._problem(source_id, f"no object matches {url}")
+            return None
+        return local_pattern(config.cache_dir(), url)
 
     def _sandbox(self) -> None:
         folders = sorted({str(Path(f).parent) + os.sep for sf in self.source_files.values() for f in sf.files})
@@ -188,6 +214,12 @@ class Engine:
         """Changes when any extract file is added, removed, replaced or touched."""
         digest = hashlib.sha256()
         for source_id in sorted(self.source_files):
+            if source_id in self.remote_sources:  # s3: the objects' ETag, size and LastModified
+                try:
+                    digest.update(objects_fingerprint(list_objects(self.remote_sources[source_id])).encode())
+                except ObjectStoreError:
+                    digest.update(f"{source_id}|unreachable".encode())
+                continue
             for file in _expand(self.source_files[source_id].pattern):
                 try:
                     stat = os.stat(file)
