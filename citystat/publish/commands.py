@@ -1,0 +1,47 @@
+"""`catalog`: write the open-data catalog (data.json, dictionaries, downloads) to a folder.
+
+Run it after each refresh (cron) and serve the folder at the city's website root, so the
+links in data.json (``{city.website}/data.json``, ``{city.website}/opendata/<id>.csv`` ...)
+resolve.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import config
+
+
+def run_catalog(args: argparse.Namespace) -> int:
+    from ..api import CityStat
+    from ..registry.loader import RegistryError
+    from .catalog import FORMATS, CatalogError, write_catalog
+
+    formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        print(f"error: --formats: unknown format(s) {unknown}; choose from {', '.join(FORMATS)}", file=sys.stderr)
+        return 2
+    try:
+        stat = CityStat.open(config.registry_path(args.registry)).sync()
+        written = write_catalog(stat, args.out, formats)
+    except RegistryError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 1
+    except CatalogError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    datasets = sum(1 for p in written if p.name.endswith(".dictionary.json"))
+    print(f"wrote data.json with {datasets} dataset(s) and {len(written)} file(s) under {args.out}")
+    return 0
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("catalog", help="write the open-data catalog: data.json, dictionaries, downloads")
+    parser.add_argument("--out", required=True, help="folder to write into (served at the city website's root)")
+    parser.add_argument("--registry", help="path to metrics.yaml (default: $CITYSTAT_REGISTRY or ./metrics.yaml)")
+    parser.add_argument("--formats", default="csv,parquet,xlsx",
+                        help="download formats, comma-separated (default: csv,parquet,xlsx)")
+    parser.set_defaults(run=run_catalog)
