@@ -127,7 +127,8 @@ with main:
         top = st.columns([2, 2, 1, 1])
         name = top[0].text_input("Notebook name", value=state["explore_notebook"]["name"], key="notebook_name")
         saved_names = [n.name for n in store().list_notebooks()]
-        chosen = top[1].selectbox("Saved notebooks", saved_names, index=None, placeholder="Open a saved notebook…")
+        chosen = top[1].selectbox("Saved notebooks", saved_names, index=None, placeholder="Open a saved notebook…",
+                                 key="open_name")
         replace = top[2].checkbox("Replace", help="Overwrite a notebook of the same name that you did not open.")
         top[3].download_button("Export .sql", export_sql(cells(), name or "notebook"),
                                file_name=f"{name or 'notebook'}.sql", mime="text/plain", width="stretch")
