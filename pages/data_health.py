@@ -1,9 +1,10 @@
-"""Data health: registry and query problems (freshness and quality checks join here)."""
+"""Data health: registry and query problems, then freshness and quality checks per source."""
 
 import polars as pl
 import streamlit as st
 
 from citystat.auth import Role
+from citystat.health import clock_setting, health_report, health_table, reference_time
 from citystat.ui.context import city
 from citystat.ui.guard import require_role
 
@@ -21,3 +22,45 @@ else:
     st.dataframe(pl.DataFrame([{"severity": p.severity, "file": p.file, "line": p.line, "entry": p.entry,
                                 "problem": p.message} for p in problems]), hide_index=True, width="stretch")
 st.caption("Run `python -m citystat validate` to see the same list on the command line.")
+
+st.subheader("Freshness and quality")
+clocks = {"data": "the newest data in any source (extract cut)", "wall": "the current time"}
+clock = st.radio("Judge freshness against", list(clocks), format_func=clocks.get, horizontal=True,
+                 index=list(clocks).index(clock_setting()), key="health_clock")
+now = reference_time(stat, clock)
+report = health_report(stat, now=now)
+flagged = [h for h in report if h.freshness.flagged]
+failing = [h for h in report if any(c.check != "freshness" and not c.passed for c in h.checks) or h.error]
+if flagged:
+    st.warning(f"{len(flagged)} source(s) late or stale: " + ", ".join(h.title for h in flagged)
+               + ". KPIs that read a stale source are marked on the Overview and Metric pages.")
+if failing:
+    st.warning(f"{len(failing)} source(s) fail a quality check: " + ", ".join(h.title for h in failing))
+if not flagged and not failing:
+    st.success("Every source is fresh and passes its checks.")
+st.caption(f"Judged as of {now:%Y-%m-%d %H:%M}." if now else "No data time known.")
+st.dataframe(health_table(report).drop("source_id"), hide_index=True, width="stretch", column_config={
+    "source": "Source", "freshness": "Freshness", "last_data": "Last data time",
+    "expected_refresh": st.column_config.TextColumn("Expected refresh", help="ISO 8601 duration, from metrics.yaml"),
+    "lag": "Lag", "rows": st.column_config.NumberColumn("Rows", format="localized"),
+    "change_since_last_refresh": "Rows since last refresh", "checks": "Checks"})
+
+st.markdown("#### Checks per source")
+for item in report:
+    failed = [c for c in item.checks if not c.passed]
+    label = f"{'⚠️' if failed or item.error else '✅'} {item.title} — {len(item.checks) - len(failed)} of {len(item.checks)} passed"
+    with st.expander(label):
+        if item.error:
+            st.error(item.error)
+        st.dataframe(pl.DataFrame([{"check": c.check, "column": c.column or "", "passed": c.passed,
+                                    "result": c.message} for c in item.checks]),
+                     hide_index=True, width="stretch")
+with st.expander("How freshness and checks work"):
+    st.markdown(
+        "Each source declares how often it should be refreshed (`refresh:` in metrics.yaml, e.g. `P1D` daily). "
+        "**Fresh**: the newest record is no older than one interval; **late**: one refresh missed; "
+        "**stale**: two or more missed, and every KPI that reads the source is marked stale. Weekends do not count "
+        "for sources refreshed daily to every few days (no permits are issued on Sundays). Months count as 30 days.\n\n"
+        "Checks come from each source's `checks:` in metrics.yaml: `key_columns` (largest share of empty values), "
+        "`ranges` (plausible minimum and maximum), `unique` and `allowed_values`. *Rows since last refresh* compares "
+        "the row count with the count when the extract last changed; a shrinking extract is flagged.")

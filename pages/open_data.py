@@ -1,0 +1,53 @@
+"""Open data: every publishable source with its dictionary, time range, size, licence and downloads."""
+
+import json
+
+import polars as pl
+import streamlit as st
+
+from citystat.publish.catalog import (CatalogError, catalog_document, catalog_entries, download_bytes,
+                                      file_name)
+from citystat.publish.dcat import MEDIA_TYPES
+from citystat.ui.context import city
+
+stat = city()
+st.title("Open data")
+st.markdown(f"Data the City of {stat.registry.city.name} publishes, free to reuse under the licence shown. "
+            "Records about people are only published as monthly counts, with small numbers hidden.")
+
+entries = catalog_entries(stat)
+if not entries:
+    st.info("No dataset is published yet.")
+for entry in entries:
+    with st.container(border=True):
+        st.subheader(entry.title)
+        st.markdown(entry.source.description)
+        facts = st.columns(4)
+        span = (f"{entry.first_time:%d %b %Y} – {entry.last_time:%d %b %Y}"
+                if entry.first_time and entry.last_time else "—")
+        facts[0].metric("Time range", span)
+        facts[1].metric("Rows", f"{entry.rows:,}" if entry.rows is not None else "—")
+        facts[2].metric("Last refresh", f"{entry.last_refresh:%d %b %Y %H:%M} UTC" if entry.last_refresh else "—")
+        facts[3].metric("Updated", {"P1D": "daily", "P1W": "weekly", "P1M": "monthly", "PT1H": "hourly"}
+                        .get(entry.source.refresh, entry.source.refresh))
+        st.caption(f"Licence: [{entry.license}]({entry.license})"
+                   + (" · Published as suppressed monthly counts (data about people)." if entry.aggregated else ""))
+        with st.expander("Data dictionary"):
+            st.dataframe(pl.DataFrame([{"column": f["name"], "type": f.get("type", ""),
+                                        "description": f["description"]} for f in entry.dictionary]),
+                         hide_index=True, width="stretch")
+        buttons = st.columns(3)
+        for column, fmt in zip(buttons, ("csv", "parquet", "xlsx")):
+            column.download_button(
+                f"Download {fmt.upper()}", data=lambda i=entry.id, f=fmt: download_bytes(stat, i, f),
+                file_name=file_name(entry.id, fmt), mime=MEDIA_TYPES[fmt], key=f"dl_{entry.id}_{fmt}",
+                on_click="ignore", icon="⬇️")
+
+st.subheader("Catalog for machines")
+try:
+    document = catalog_document(stat)
+    st.download_button("Download data.json (DCAT-US 1.1)", json.dumps(document, indent=2), file_name="data.json",
+                       mime="application/json", on_click="ignore")
+    st.caption("Project Open Data v1.1 catalog, the format Data.gov harvests.")
+except CatalogError as exc:
+    st.warning(f"The data.json catalog cannot be built: {exc}")
