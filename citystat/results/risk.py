@@ -356,6 +356,8 @@ def metric_by_provider(frame: pl.DataFrame, metric: ContractMetric, provider_col
             table = table.rename({raw: "raw_value", adjusted: "adjusted_value"})
             if metric.kind == "median":  # rank what is shown: the median, not the mean
                 table = table.with_columns(raw_rank=_rank("raw_value", metric.direction, groups))
+        if by_month:
+            table = _adjust_to_month_system(table, rows, metric.kind)
     else:
         table = _raw_table(rows, keys, metric)
     if quiet.height:
@@ -373,6 +375,23 @@ def metric_by_provider(frame: pl.DataFrame, metric: ContractMetric, provider_col
         pl.col("n").cast(pl.Int64), "raw_value", "adjusted_value", "expected", "oe_ratio",
         "ci_low", "ci_high", "p_value", "raw_rank", "adjusted_rank", "flag",
     ).sort(keys)
+
+
+def _adjust_to_month_system(table: pl.DataFrame, rows: pl.DataFrame, kind: str) -> pl.DataFrame:
+    """Monthly adjusted value = O/E × the whole system's value in that same month.
+
+    Why: with the month as a covariate, O/E compares a provider-month with the system in that
+    month, so the adjusted value must be scaled by that month's system value too. Scaling by
+    the all-months value (as the overall table does) put, e.g., a 19-day median stay in the
+    first month of data (when only short stays had ended) next to an "adjusted" 69 days.
+    """
+    statistic = pl.col(OUTCOME).median() if kind == "median" else pl.col(OUTCOME).mean()
+    system = rows.group_by(MONTH).agg(statistic.alias("_system"))
+    adjusted = pl.col("oe_ratio") * pl.col("_system")
+    if kind == "rate":
+        adjusted = adjusted.clip(upper_bound=1.0)
+    return (table.join(system, on=MONTH, how="left")
+            .with_columns(adjusted_value=adjusted).drop("_system"))
 
 
 def _raw_table(rows: pl.DataFrame, keys: list[str], metric: ContractMetric) -> pl.DataFrame:
