@@ -116,7 +116,7 @@ def _load_round_trip(yaml: YAML, text: str, path: Path) -> Any:
 
 def _flow(value: Any) -> Any:
     if isinstance(value, dict):
-        node = CommentedMap((k, v) for k, v in value.items() if v is not None)
+        node = CommentedMap(value.items())
         node.fa.set_flow_style()
         return node
     node = CommentedSeq(value)
