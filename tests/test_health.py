@@ -1,0 +1,282 @@
+"""Data health: freshness (stale sources flagged, weekends), quality checks through DuckDB,
+row-count change between refreshes, and stale markers on KPIs. Hand-made extracts."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from citystat import CityStat
+from citystat.health import (freshness_of, health_report, health_table, remember_row_counts, stale_marker,
+                             stale_sources, stale_sources_of, weekend_time)
+
+# --- a tiny city, shared by the tests of issue 6 -----------------------------------------------------
+
+REGISTRY = """\
+city:
+  name: Testville
+  timezone: America/Chicago
+  fiscal_year_start_month: 7
+  contact_email: open@testville.example.gov
+  website: https://testville.example.gov
+  license: https://creativecommons.org/publicdomain/zero/1.0/
+  suppression_threshold: 10
+departments:
+  - {id: ops, name: Operations, head: Chief Marker-Head-Zeta, email: ops@testville.example.gov}
+  - {id: health, name: Public Health, head: Health Chief, email: health@testville.example.gov}
+sources:
+  - id: requests
+    title: Service requests
+    path: data/requests.parquet
+    description: One row per service request.
+    time_column: created_at
+    refresh: P1D
+    department: ops
+    publishable: true
+    columns:
+      request_id: Request number
+      created_at: When it was made
+      district: Council district
+      sla_hours: Service-level target in hours
+    checks:
+      key_columns: {request_id: 0, district: 0}
+      ranges: {sla_hours: [1, 100]}
+      unique: [request_id]
+      allowed_values: {district: [D1, D2, D3]}
+  - id: cases
+    title: Lead test cases
+    path: data/cases.parquet
+    description: One row per blood-lead test of a child.
+    time_column: tested_at
+    refresh: P1W
+    department: health
+    sensitive: true
+    publishable: true
+    columns:
+      test_id: Test number
+      child_id: Child (pseudonymous)
+      tested_at: When tested
+      district: Council district
+      result: Blood-lead level
+  - id: old_feed
+    title: Old feed
+    path: data/old_feed.parquet
+    description: A feed that stopped.
+    time_column: read_at
+    refresh: P1D
+    department: ops
+    columns:
+      read_at: When read
+      reading: The reading
+metrics:
+  - id: requests_count
+    title: Requests received
+    department: ops
+    owner: Secret Owner Title Omega
+    description: Number of service requests residents made.
+    unit: count
+    direction: higher
+    grain: week
+    tags: [public]
+    targets:
+      - {from: 2025-07-01, value: 150}
+    source: requests
+    measure: {agg: count}
+  - id: elevated_share
+    title: Children with elevated lead
+    department: health
+    owner: Lead Manager Title
+    description: Share of tested children at or above 3.5.
+    unit: percent
+    direction: lower
+    grain: month
+    tags: [public]
+    targets:
+      - {from: 2025-07-01, value: 0.2}
+    source: cases
+    numerator: {agg: count, filter: result >= 3.5}
+    denominator: {agg: count}
+  - id: old_readings
+    title: Old feed readings
+    department: ops
+    owner: Feed Owner
+    description: Readings from the old feed.
+    unit: count
+    direction: higher
+    grain: week
+    tags: [public]
+    targets:
+      - {from: 2025-07-01, value: 1000}
+    source: old_feed
+    measure: {agg: count}
+"""
+
+FIRST_DAY = date(2026, 1, 5)    # a Monday
+LAST_DAY = date(2026, 3, 1)     # a Sunday: 8 complete weeks
+REQUESTS_PER_DAY = 20
+
+
+def requests_frame(extra_days: int = 0) -> pl.DataFrame:
+    """20 requests a day, 08:00.. hourly; two without district, one with sla_hours 500, and one
+    request id used twice."""
+    rows = []
+    n = 0
+    day = FIRST_DAY
+    while day <= LAST_DAY + timedelta(days=extra_days):
+        for k in range(REQUESTS_PER_DAY):
+            n += 1
+            rows.append({"request_id": n, "created_at": datetime(day.year, day.month, day.day, 3 + k),
+                         "district": ["D1", "D2", "D3"][n % 3], "sla_hours": 48})
+        day += timedelta(days=1)
+    rows[0]["district"] = None
+    rows[1]["district"] = None
+    rows[2]["sla_hours"] = 500
+    rows[4]["request_id"] = rows[3]["request_id"]
+    return pl.DataFrame(rows, schema={"request_id": pl.Int64, "created_at": pl.Datetime("us"),
+                                      "district": pl.String, "sla_hours": pl.Int64})
+
+
+# cases per (month, district): (tests, of which elevated)
+CASES = {("2026-01", "D1"): (3, 1), ("2026-01", "D2"): (30, 5), ("2026-01", "D3"): (25, 4),
+         ("2026-02", "D1"): (40, 1), ("2026-02", "D2"): (30, 2), ("2026-02", "D3"): (26, 1)}
+
+
+def cases_frame() -> pl.DataFrame:
+    rows = []
+    n = 0
+    for (month, district), (tests, elevated) in CASES.items():
+        year, mon = map(int, month.split("-"))
+        for k in range(tests):
+            n += 1
+            rows.append({"test_id": n, "child_id": 5000 + n,
+                         "tested_at": datetime(year, mon, 5 + k % 20, 10),
+                         "district": district, "result": 5.0 if k < elevated else 1.0})
+    return pl.DataFrame(rows, schema={"test_id": pl.Int64, "child_id": pl.Int64, "tested_at": pl.Datetime("us"),
+                                      "district": pl.String, "result": pl.Float64})
+
+
+def old_feed_frame() -> pl.DataFrame:
+    start = datetime(2026, 1, 5, 12)
+    times = [start + timedelta(days=i) for i in range(47)]   # last reading: Fri 2026-02-20 12:00
+    return pl.DataFrame({"read_at": times, "reading": [1.0] * len(times)})
+
+
+def make_city(folder: Path, registry_text: str = REGISTRY) -> Path:
+    """Write the tiny city under `folder`; returns the path of its metrics.yaml."""
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    requests_frame().write_parquet(folder / "data" / "requests.parquet")
+    cases_frame().write_parquet(folder / "data" / "cases.parquet")
+    old_feed_frame().write_parquet(folder / "data" / "old_feed.parquet")
+    path = folder / "metrics.yaml"
+    path.write_text(registry_text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture()
+def small_city(tmp_path) -> CityStat:
+    return CityStat.open(make_city(tmp_path / "city"), use_disk_cache=False).sync()
+
+
+# --- freshness ---------------------------------------------------------------------------------------
+
+def test_stale_source_is_flagged_and_fresh_ones_are_not(small_city):
+    stale = stale_sources(small_city)
+    # cut = newest data anywhere = requests, Sun 2026-03-01 22:00; old_feed stopped Fri 2026-02-20 12:00:
+    # 9 d 10 h (226 h), less 2 weekends (21-22 Feb = 48 h, 28 Feb-1 Mar 22:00 = 46 h) = 132 h > 2 x 1 day
+    assert set(stale) == {"old_feed"}
+    assert stale["old_feed"].lag == timedelta(hours=132)
+    assert stale["old_feed"].status == "stale"
+
+
+def test_weekend_does_not_make_a_weekday_source_stale():
+    friday_evening = datetime(2026, 2, 27, 17, 0)
+    sunday_night = datetime(2026, 3, 1, 23, 0)
+    assert weekend_time(friday_evening, sunday_night) == timedelta(hours=47)
+    fresh = freshness_of(friday_evening, "P1D", sunday_night)
+    assert fresh.status == "fresh" and fresh.lag == timedelta(hours=7)   # Fri 17:00 -> midnight
+    # an hourly feed is judged on the plain clock: 54 h behind, expected hourly
+    assert freshness_of(friday_evening, "PT1H", sunday_night).status == "stale"
+    # Monday 12:00 after a Friday 17:00 last record: 7 h + 12 h = 19 h -> still fresh
+    assert freshness_of(friday_evening, "P1D", datetime(2026, 3, 2, 12)).status == "fresh"
+    # Tuesday 18:00: 7 + 24 + 18 = 49 h -> late (between 1 and 2 days)... 49 h > 48 h: stale
+    assert freshness_of(friday_evening, "P1D", datetime(2026, 3, 3, 18)).status == "stale"
+    assert freshness_of(friday_evening, "P1D", datetime(2026, 3, 3, 12)).status == "late"
+
+
+def test_wall_clock_makes_an_old_extract_stale(small_city, monkeypatch):
+    monkeypatch.setenv("CITYSTAT_FRESHNESS_CLOCK", "wall")
+    # the tiny city's data ends on 2026-03-01; judged against 2026-03-10 every daily source is stale
+    stale = stale_sources(small_city, now=datetime(2026, 3, 10, 12))
+    assert {"requests", "old_feed"} <= set(stale)
+    monkeypatch.setenv("CITYSTAT_FRESHNESS_CLOCK", "sometimes")
+    with pytest.raises(ValueError, match="CITYSTAT_FRESHNESS_CLOCK"):
+        stale_sources(small_city)
+
+
+def test_kpis_reading_a_stale_source_are_marked(small_city):
+    stale = stale_sources(small_city)
+    registry = small_city.registry
+    assert stale_sources_of(small_city, registry.metrics["old_readings"], stale) == ["old_feed"]
+    assert stale_marker(small_city, registry.metrics["old_readings"], stale) == "⚠ stale data: Old feed"
+    assert stale_marker(small_city, registry.metrics["requests_count"], stale) == ""
+
+
+# --- quality -------------------------------------------------------------------------------------------
+
+def test_quality_checks_count_nulls_ranges_duplicates_and_unexpected_values(small_city):
+    report = {h.source_id: h for h in health_report(small_city)}
+    requests = report["requests"]
+    days = (LAST_DAY - FIRST_DAY).days + 1
+    assert requests.rows == days * REQUESTS_PER_DAY == 1120   # 8 weeks x 7 days x 20
+    checks = {(c.check, c.column): c for c in requests.checks}
+    assert checks[("nulls", "district")].observed == pytest.approx(2 / 1120)
+    assert not checks[("nulls", "district")].passed          # limit 0
+    assert checks[("nulls", "request_id")].passed
+    assert checks[("range", "sla_hours")].observed == 1      # the single 500
+    assert "1 value(s) outside [1, 100] (0 below, 1 above; observed 48 .. 500)" in checks[("range", "sla_hours")].message
+    assert checks[("unique", "request_id")].observed == 2    # two rows share id 4
+    assert checks[("allowed_values", "district")].passed     # nulls are not "unexpected"
+    assert report["old_feed"].freshness.status == "stale"
+    table = health_table(list(report.values()))
+    assert table.filter(pl.col("source_id") == "old_feed")["freshness"][0] == "🔴 stale"
+
+
+def test_check_on_a_missing_column_says_so(tmp_path):
+    text = REGISTRY.replace("ranges: {sla_hours: [1, 100]}", "ranges: {sla_hourz: [1, 100]}")
+    stat = CityStat.open(make_city(tmp_path / "c", text), use_disk_cache=False).sync()
+    report = {h.source_id: h for h in health_report(stat)}
+    failed = [c for c in report["requests"].checks if c.column == "sla_hourz"]
+    assert failed and not failed[0].passed and "no such column" in failed[0].message
+
+
+def test_row_count_change_since_the_last_refresh(tmp_path, monkeypatch):
+    monkeypatch.setenv("CITYSTAT_CACHE_DIR", str(tmp_path / "cache"))
+    registry = make_city(tmp_path / "city")
+    stat = CityStat.open(registry, use_disk_cache=False).sync()
+    first = {h.source_id: h for h in health_report(stat)}
+    assert first["requests"].row_change["previous"] is None
+    # the same extract again: nothing changes
+    again = {h.source_id: h for h in health_report(CityStat.open(registry, use_disk_cache=False).sync())}
+    assert again["requests"].row_change["previous"] is None
+    # a refresh with two more days (40 rows)
+    path = registry.parent / "data" / "requests.parquet"
+    requests_frame(extra_days=2).write_parquet(path)
+    os.utime(path, (path.stat().st_atime, path.stat().st_mtime + 5))
+    later = {h.source_id: h for h in health_report(CityStat.open(registry, use_disk_cache=False).sync())}
+    change = later["requests"].row_change
+    assert (change["previous"], change["current"], change["change"]) == (1120, 1160, 40)
+    assert change["pct_change"] == pytest.approx(40 / 1120)
+    assert later["cases"].row_change["previous"] is None      # unchanged source: still its first count
+
+
+def test_remember_row_counts_shifts_only_on_a_new_fingerprint(tmp_path):
+    assert remember_row_counts({"a": ("f1", 10)}, tmp_path) == {"a": None}
+    assert remember_row_counts({"a": ("f1", 10)}, tmp_path) == {"a": None}
+    assert remember_row_counts({"a": ("f2", 7)}, tmp_path) == {"a": 10}
+    assert remember_row_counts({"a": ("f2", 7)}, tmp_path) == {"a": 10}
+    assert remember_row_counts({"a": ("f3", 9)}, tmp_path) == {"a": 7}
