@@ -110,8 +110,11 @@ def _yaml() -> YAML:
 
 def _load_round_trip(yaml: YAML, text: str, path: Path) -> Any:
     """Parse with the same settings we dump with (quotes kept), reporting syntax errors by line."""
-    parse_yaml(text, str(path))  # raises RegistryError with file and line for broken YAML
-    return yaml.load(text)
+    try:
+        return yaml.load(text)
+    except Exception:  # ruamel raises several types; the loader's parser names the file and line
+        parse_yaml(text, str(path))
+        raise
 
 
 def _flow(value: Any) -> Any:
@@ -224,11 +227,15 @@ def draft_declared_metric(details: KpiDetails, form: DeclaredForm) -> Draft:
 def existing_ids(registry_path: str | Path) -> dict[str, int | None]:
     """Every metric id in the file (broken entries included) -> its line."""
     path = Path(registry_path)
-    doc = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+    return _ids_in(_load_round_trip(_yaml(), path.read_text(encoding="utf-8"), path))
+
+
+def _ids_in(doc: Any) -> dict[str, int | None]:
     found: dict[str, int | None] = {}
-    for index, node in enumerate(doc.get("metrics") or []):
+    metrics = doc.get("metrics") if isinstance(doc, dict) else None
+    for index, node in enumerate(metrics or []):
         if isinstance(node, dict) and node.get("id"):
-            found[str(node["id"])] = doc["metrics"].lc.item(index)[0] + 1
+            found[str(node["id"])] = metrics.lc.item(index)[0] + 1
     return found
 
 
@@ -239,13 +246,14 @@ def preview_promotion(registry_path: str | Path, draft: Draft, *, today: date | 
     from .registry.validate import validate
 
     path = Path(registry_path).resolve()
-    taken = existing_ids(path)
+    doc = _load_round_trip(_yaml(), path.read_text(encoding="utf-8"), path)
+    taken = _ids_in(doc)
     if draft.metric_id in taken:
         return Preview([Problem(str(path), taken[draft.metric_id], f"metric {draft.metric_id}",
                                 f"id {draft.metric_id!r} is already in the registry; choose another")])
     with tempfile.TemporaryDirectory(prefix="citystat-promote-") as folder:
         temp = Path(folder) / "metrics.yaml"
-        _write_temp_registry(path, temp, draft)
+        _write_temp_registry(doc, path, temp, draft)
         try:
             registry = load_registry(temp)
         except RegistryError as exc:
@@ -267,10 +275,12 @@ def _relocated(problem: Problem, path: Path, draft: Draft) -> Problem:
     return Problem(str(path), None, problem.entry or f"metric {draft.metric_id}", problem.message, problem.severity)
 
 
-def _write_temp_registry(real: Path, temp: Path, draft: Draft) -> None:
-    """City, departments and every source of the real registry (paths made absolute), plus the draft."""
+def _write_temp_registry(doc: Any, real: Path, temp: Path, draft: Draft) -> None:
+    """City, departments and every source of the real registry (paths made absolute), plus the draft.
+
+    `doc` is the real file's parsed copy; it is changed here (its metrics replaced).
+    """
     yaml = _yaml()
-    doc = _load_round_trip(yaml, real.read_text(encoding="utf-8"), real)
     root = real.parent
     for source in doc.get("sources") or []:
         if not isinstance(source, dict):
@@ -312,7 +322,7 @@ def write_promotion(registry_path: str | Path, draft: Draft) -> list[Path]:
     metrics = doc.get("metrics")
     if not isinstance(metrics, CommentedSeq):
         raise PromoteError(f"{path}: has no 'metrics' list to add to")
-    taken = existing_ids(path)
+    taken = _ids_in(doc)
     if draft.metric_id in taken:
         raise PromoteError(f"{path}:{taken[draft.metric_id]}: metric {draft.metric_id!r} already exists; "
                            "nothing was written")
