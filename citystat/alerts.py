@@ -115,11 +115,14 @@ def kpi_rule_rows(stat: "CityStat", rule: AlertRule, as_of: date) -> list[dict]:
     fy = stat.registry.city.fiscal_year_start_month
     rows = []
     for metric in watched_metrics(stat, rule):
-        period = latest_complete_period(as_of, metric.grain, fy)
-        frame = stat.kpi(metric.id, metric.grain).filter(pl.col("period_start") == period)
+        # the KPI frame holds complete periods only: take its latest one on or before as_of
+        # (a KPI whose source lags has its own, earlier, latest complete period)
+        latest = latest_complete_period(as_of, metric.grain, fy)
+        frame = stat.kpi(metric.id, metric.grain).filter(pl.col("period_start") <= latest)
         if frame.is_empty():
             continue
-        current = frame.row(0, named=True)
+        current = frame.row(-1, named=True)
+        period = current["period_start"]
         hit = current["status"] == "off_track" if rule.kind == "kpi_off_track" else bool(current["signal"])
         if not hit:
             continue
