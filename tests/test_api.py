@@ -82,3 +82,19 @@ def test_example_notebook_runs_top_to_bottom(monkeypatch):
                 .filter(pl.col("created_at") >= datetime(2026, 1, 1)).group_by("district").len().sort("district"))
     assert namespace["by_district"]["requests"].to_list() == expected["len"].to_list()
     assert namespace["problems"] == []
+
+
+def test_python_api_doc_examples_run(monkeypatch):
+    """The code in docs/PYTHON_API.md runs as written (previewing, never writing, a KPI)."""
+    import re
+
+    monkeypatch.chdir(PROJECT_ROOT)
+    text = (PROJECT_ROOT / "docs" / "PYTHON_API.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(blocks) == 3
+    before = (PROJECT_ROOT / "metrics.yaml").read_text(encoding="utf-8")
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, "PYTHON_API.md", "exec"), namespace)
+    assert namespace["result"].ok and namespace["preview"].ok
+    assert (PROJECT_ROOT / "metrics.yaml").read_text(encoding="utf-8") == before
