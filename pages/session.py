@@ -109,7 +109,8 @@ def narrative_form(item) -> None:
                 expected_version=st.session_state[f"{key}_version"])
         except FormError as exc:
             field_error(error_what, exc.errors, "what_happened")
-            error_any.error(str(exc)) if "what_happened" not in exc.errors else None
+            if "what_happened" not in exc.errors:
+                error_any.error(str(exc))
         except ConflictError as exc:
             st.session_state[f"{key}_conflict"] = exc.current
             st.session_state[f"{key}_version"] = exc.current.version
@@ -191,7 +192,10 @@ def commitment_form(item=None) -> None:
 
 def show_item(number: int, item, big: bool = False) -> None:
     heading = f"{number}. {item.title}"
-    st.header(heading) if big else st.subheader(heading)
+    if big:
+        st.header(heading)
+    else:
+        st.subheader(heading)
     if item.section == REVIEW:
         st.markdown(f"*{'; '.join(item.reasons)}*")
         show_review(item)
@@ -206,12 +210,13 @@ def show_item(number: int, item, big: bool = False) -> None:
     cards = st.columns(4)
     cards[0].metric(f"Value · {item.period_text}", numbers["Value"], border=True)
     cards[1].metric("Target", numbers["Target"], border=True, help=HOW_STATUS)
-    cards[2].metric("vs prior period", numbers["Prior period"], delta=change_text(c, item.unit) if
-                    c.get("change_vs_prior") is not None else None,
-                    delta_color="off", border=True)
-    cards[3].metric("Same period last year", numbers["Same period last year"],
-                    delta=change_text(c, item.unit, "change_vs_last_year") if c.get("change_vs_last_year")
-                    is not None else None, delta_color="off", border=True)
+    # st.metric reads the delta's sign from an ASCII minus; colour follows the KPI's direction.
+    colour = {"higher": "normal", "lower": "inverse"}.get(registry.metrics[item.metric_id].direction.value, "off")
+    for card, label, shown, key in ((cards[2], "Prior period", numbers["Prior period"], "change_vs_prior"),
+                                    (cards[3], "Same period last year", numbers["Same period last year"],
+                                     "change_vs_last_year")):
+        delta = change_text(c, item.unit, key).replace("−", "-") if c.get(key) is not None else None
+        card.metric(label, shown, delta=delta, delta_color=colour, border=True)
     if item.frame is not None and item.frame.height:
         st.altair_chart(trend_chart(item.frame, title=item.title, unit=item.unit, annotations=list(item.annotations),
                                     height=380 if big else 260), width="stretch")
@@ -237,7 +242,10 @@ def show_item(number: int, item, big: bool = False) -> None:
     if not big:
         can_edit = user.can_edit_department(item.department)
         with st.expander("Make a commitment on this KPI"):
-            commitment_form(item) if can_edit else st.info("Only the department's leads can record commitments.")
+            if can_edit:
+                commitment_form(item)
+            else:
+                st.info("Only the department's leads can record commitments.")
         with st.expander("Edit the story behind the curve · add an annotation"):
             if can_edit:
                 narrative_form(item)
@@ -281,9 +289,10 @@ h = agenda.headline()
 tiles = st.columns(7)
 for tile, (label, value) in zip(tiles, [("KPIs", h["kpis"]), ("On track", h["on_track"]), ("At risk", h["at_risk"]),
                                          ("Off track", h["off_track"]), ("Signals", h["signals"]),
-                                         ("Open commitments", h["open_commitments"]),
+                                         ("Open", h["open_commitments"]),
                                          ("Overdue", h["overdue_commitments"])]):
     tile.metric(label, value, border=True)
+st.caption("Open / Overdue: the commitments of this department (or topic) still open, and those past their due date.")
 
 st.markdown("#### Agenda")
 st.dataframe(pl.DataFrame([{"#": i + 1, "Item": it.title, "Why it is here": SECTION_TITLES[it.section],
