@@ -28,6 +28,9 @@ from .objectstore import ObjectStoreError, is_s3, list_objects, local_pattern, m
 from .registry.loader import Problem, Registry
 
 READ_STATEMENTS = {duckdb.StatementType.SELECT}
+# Analyst SQL (Explore page, `CityStat.sql`) is stopped after this many seconds; $CITYSTAT_QUERY_TIMEOUT
+# overrides it. The engine's memory ceiling comes from $CITYSTAT_DUCKDB_MEMORY_LIMIT (e.g. "2GB").
+ANALYST_TIMEOUT_SECONDS = 30.0
 
 
 class QueryError(Exception):
@@ -79,6 +82,7 @@ class Engine:
         self._lock = threading.Lock()
         self.con = duckdb.connect(":memory:")
         self.con.execute("SET parquet_metadata_cache = true")
+        memory_limit = memory_limit or os.environ.get("CITYSTAT_DUCKDB_MEMORY_LIMIT") or _default_memory_limit()
         if memory_limit:
             self.con.execute("SET memory_limit = $limit", {"limit": memory_limit})
         if threads:
@@ -171,22 +175,35 @@ class Engine:
                                      f"source {source_id}", message))
 
     # ---- queries ------------------------------------------------------------------------
-    def query(self, sql: str, params: Mapping[str, Any] | None = None, *, context: str = "query") -> pl.DataFrame:
-        """Run one statement with bound parameters and return a Polars frame."""
+    def query(self, sql: str, params: Mapping[str, Any] | None = None, *, context: str = "query",
+              timeout: float | None = None) -> pl.DataFrame:
+        """Run one statement with bound parameters and return a Polars frame.
+
+        With `timeout` (seconds) the statement is interrupted when it runs longer.
+        """
         cursor = self.con.cursor()
+        timer = threading.Timer(timeout, cursor.interrupt) if timeout else None
+        if timer:
+            timer.daemon = True
+            timer.start()
         try:
             relation = cursor.sql(sql, params=dict(params) if params else None)
             if relation is None:
                 return pl.DataFrame()
             return relation.pl()
+        except duckdb.InterruptException:
+            raise QueryError(context, f"stopped after {timeout:g} s (the time limit for ad-hoc queries)") from None
         except duckdb.Error as exc:
             raise QueryError(context, _first_line(exc)) from None
         finally:
+            if timer:
+                timer.cancel()
             cursor.close()
 
     def read_only_query(self, sql: str, params: Mapping[str, Any] | None = None, *, context: str = "query",
-                        row_limit: int | None = None) -> pl.DataFrame:
-        """Run analyst SQL: exactly one SELECT statement, optionally capped at `row_limit` rows."""
+                        row_limit: int | None = None, timeout: float | None = None) -> pl.DataFrame:
+        """Run analyst SQL: exactly one SELECT statement, optionally capped at `row_limit` rows,
+        stopped after `timeout` seconds (default $CITYSTAT_QUERY_TIMEOUT or ANALYST_TIMEOUT_SECONDS)."""
         try:
             statements = self.con.cursor().extract_statements(sql)
         except duckdb.Error as exc:
@@ -198,7 +215,9 @@ class Engine:
         text = sql.strip().rstrip(";")
         if row_limit is not None:
             text = f"SELECT * FROM ({text}) AS analyst_query LIMIT {int(row_limit) + 1}"
-        return self.query(text, params, context=context)
+        if timeout is None:
+            timeout = float(os.environ.get("CITYSTAT_QUERY_TIMEOUT") or ANALYST_TIMEOUT_SECONDS)
+        return self.query(text, params, context=context, timeout=timeout)
 
     def interrupt(self) -> None:
         self.con.interrupt()
@@ -230,6 +249,17 @@ class Engine:
 
     def fingerprint(self) -> str:
         return f"{self.registry.fingerprint()}-{self.data_fingerprint()}"
+
+
+def _default_memory_limit() -> str | None:
+    """Half the machine's memory (DuckDB's own default is 80 %): one runaway ad-hoc query must
+    leave room for the pages and the other sessions of the same process."""
+    try:
+        import psutil
+
+        return f"{psutil.virtual_memory().total // 2 // 2**20}MB"
+    except Exception:
+        return None
 
 
 def _expand(location: str) -> tuple[str, ...]:

@@ -1,0 +1,78 @@
+"""The DuckDB sandbox: analyst SQL cannot read other files, reach the network, change settings,
+write, or run without limits. Real DuckDB over the sample city's real extracts."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from citystat.engine import Engine, QueryError
+from citystat.registry.loader import load_registry
+from citystat.config import PROJECT_ROOT
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return Engine(load_registry(PROJECT_ROOT / "metrics.yaml"))
+
+
+@pytest.mark.parametrize("sql, fragment", [
+    ("SELECT * FROM read_csv('/etc/passwd')", "disabled by configuration"),
+    ("SELECT * FROM read_text('/etc/hostname')", "disabled by configuration"),
+    (f"SELECT * FROM read_parquet('{PROJECT_ROOT}/../*.parquet')", "disabled by configuration"),
+    ("SELECT * FROM read_parquet('https://example.com/x.parquet')", "disabled by configuration"),
+    ("SET enable_external_access = true", "only SELECT"),
+    ("SELECT 1; SELECT 2", "expected one SQL statement, got 2"),
+    ("DROP VIEW service_requests", "only SELECT"),
+    ("COPY (SELECT 1) TO '/tmp/x.csv'", "only SELECT"),
+    ("ATTACH '/tmp/evil.db'", "only SELECT"),
+    ("INSTALL httpfs", "only SELECT"),
+    ("SELECT * FROM service_requests WHERE", "syntax error"),
+])
+def test_analyst_sql_is_refused(engine, sql, fragment):
+    with pytest.raises(QueryError) as caught:
+        engine.read_only_query(sql, context="explore")
+    assert fragment.lower() in str(caught.value).lower()
+    assert str(caught.value).startswith("explore:")
+
+
+def test_settings_are_locked_even_through_a_function(engine):
+    with pytest.raises(QueryError, match="lock"):
+        engine.query("SET enable_external_access = true")
+
+
+def test_the_extracts_stay_readable(engine):
+    frame = engine.read_only_query("SELECT count(*) AS n FROM service_requests")
+    assert frame["n"][0] > 0
+
+
+def test_a_runaway_query_is_stopped_by_the_time_limit(engine):
+    started = time.monotonic()
+    with pytest.raises(QueryError, match="stopped after 0.3 s"):
+        engine.read_only_query("SELECT count(*) FROM range(1000000000000) a", timeout=0.3)
+    assert time.monotonic() - started < 5
+    # the engine still answers afterwards
+    assert engine.read_only_query("SELECT 42 AS x")["x"][0] == 42
+
+
+def test_the_time_limit_comes_from_the_environment(engine, monkeypatch):
+    monkeypatch.setenv("CITYSTAT_QUERY_TIMEOUT", "0.2")
+    with pytest.raises(QueryError, match="stopped after 0.2 s"):
+        engine.read_only_query("SELECT count(*) FROM range(1000000000000) a")
+
+
+def test_a_memory_hog_hits_the_memory_limit():
+    small = Engine(load_registry(PROJECT_ROOT / "metrics.yaml"), memory_limit="64MB")
+    assert small.read_only_query("SELECT current_setting('memory_limit') AS m")["m"][0].startswith("61.0 MiB")
+    with pytest.raises(QueryError, match="(?i)out of memory"):
+        small.read_only_query("SELECT list(range) FROM range(100000000)", timeout=60)
+
+
+def test_the_default_memory_limit_is_below_duckdbs_own(engine, monkeypatch):
+    import psutil
+
+    text = engine.read_only_query("SELECT current_setting('memory_limit') AS m")["m"][0]
+    number, unit = text.split()
+    gib = float(number) * {"GiB": 1, "MiB": 1 / 1024}[unit]
+    assert gib <= psutil.virtual_memory().total / 2**30 * 0.51
