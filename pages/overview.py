@@ -4,6 +4,7 @@ import polars as pl
 import streamlit as st
 
 from citystat.auth import Role
+from citystat.health import stale_marker, stale_sources
 from citystat.ui.context import city
 from citystat.ui.guard import require_role
 from citystat.ui.widgets import (HOW_CITYSCORE, HOW_SIGNAL, HOW_STATUS, HOW_TARGETS, as_of_picker, how_computed, kpi_table,
@@ -43,13 +44,15 @@ counts = pl.Series([r.status for r in rows]).value_counts() if rows else None
 st.caption(f"{len(rows)} KPIs · " + " · ".join(
     f"{n} {s.replace('_', ' ')}" for s, n in (counts.iter_rows() if counts is not None else [])))
 
+stale = stale_sources(stat)
+stale_markers = {r.metric.id: stale_marker(stat, r.metric, stale) for r in rows}
 clicked = None
 for department_id in [d for d in departments if not chosen_departments or d in chosen_departments]:
     department_rows = [r for r in rows if r.metric.department == department_id]
     if not department_rows:
         continue
     st.markdown(f"#### {departments[department_id]}")
-    clicked = kpi_table(stat, department_rows, key=f"kpis_{department_id}") or clicked
+    clicked = kpi_table(stat, department_rows, key=f"kpis_{department_id}", stale=stale_markers) or clicked
 if clicked:
     open_metric(clicked)
 how_computed(HOW_STATUS, HOW_TARGETS, HOW_SIGNAL, HOW_CITYSCORE,

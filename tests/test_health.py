@@ -280,3 +280,32 @@ def test_remember_row_counts_shifts_only_on_a_new_fingerprint(tmp_path):
     assert remember_row_counts({"a": ("f2", 7)}, tmp_path) == {"a": 10}
     assert remember_row_counts({"a": ("f2", 7)}, tmp_path) == {"a": 10}
     assert remember_row_counts({"a": ("f3", 9)}, tmp_path) == {"a": 7}
+
+
+# --- stale markers on the staff pages --------------------------------------------------------------
+
+def test_overview_and_metric_pages_mark_kpis_reading_a_stale_source(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("CITYSTAT_REGISTRY", str(make_city(tmp_path / "city")))
+    app = str(Path(__file__).resolve().parent.parent / "app.py")
+    at = AppTest.from_file(app, default_timeout=120)
+    at.run()
+    at.switch_page("pages/overview.py")
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    tables = [t.value for t in at.dataframe if "kpi" in t.value.columns]
+    marked = {row["kpi"]: row.get("data", "") for t in tables for _, row in t.iterrows()}
+    assert marked["Old feed readings"] == "⚠ stale data: Old feed"
+    assert marked["Requests received"] == ""
+    at.query_params["metric"] = "old_readings"
+    at.switch_page("pages/metric.py")
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert any("stale data: Old feed" in w.value for w in at.warning)
+    at = AppTest.from_file(app, default_timeout=120)
+    at.run()
+    at.switch_page("pages/data_health.py")
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert any("late or stale: Old feed" in w.value for w in at.warning)

@@ -85,8 +85,12 @@ def as_of_picker(stat: CityStat, key: str = "as_of", grain: str = "week") -> dat
     return period_end(start, grain, fy)
 
 
-def kpi_table(stat: CityStat, rows: list[OverviewRow], *, key: str, show_department: bool = False) -> str | None:
-    """Show KPIs as a table with status, value, target, trend and signal; returns a clicked KPI id."""
+def kpi_table(stat: CityStat, rows: list[OverviewRow], *, key: str, show_department: bool = False,
+              stale: dict[str, str] | None = None) -> str | None:
+    """Show KPIs as a table with status, value, target, trend and signal; returns a clicked KPI id.
+
+    `stale` maps metric id -> a marker (``citystat.health.stale_marker``) for KPIs reading stale data.
+    """
     table = overview_table(stat.registry, rows)
     if table.is_empty():
         st.info("No KPIs to show for this selection.")
@@ -96,6 +100,10 @@ def kpi_table(stat: CityStat, rows: list[OverviewRow], *, key: str, show_departm
     columns = ["status_text", "kpi", "period", "value", "target", "vs_prior", "trend", "signal"]
     if show_department:
         columns.insert(1, "department")
+    if stale and any(stale.get(m) for m in table["metric_id"]):
+        table = table.with_columns(pl.col("metric_id").replace_strict(stale, default="", return_dtype=pl.Utf8)
+                                   .alias("data"))
+        columns.append("data")
     event = st.dataframe(
         table.select(columns),
         hide_index=True,
@@ -114,6 +122,8 @@ def kpi_table(stat: CityStat, rows: list[OverviewRow], *, key: str, show_departm
             "trend": st.column_config.LineChartColumn("Trend (last 26 periods)", width="medium",
                                                      color="#1F4E79"),
             "signal": st.column_config.TextColumn("Signal", help=HOW_SIGNAL),
+            "data": st.column_config.TextColumn("Data", help="A source this KPI reads has missed two or more "
+                                                "expected refreshes: see Data health."),
         },
     )
     selected = event.selection.rows if event and event.selection else []
