@@ -12,8 +12,9 @@ from citystat.ui.navigation import pages_for
 st.set_page_config(page_title="CityStat", page_icon="📊", layout="wide")
 
 user = current_user()
-stat = city()
+# Navigation first: until st.navigation runs, Streamlit would show its default list of page files.
 navigation = st.navigation(pages_for(user), position="sidebar", expanded=True)
+stat = city()
 with st.sidebar:
     st.caption(f"**{stat.registry.city.name}** · CityStat")
     if user.local_mode:

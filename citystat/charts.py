@@ -238,7 +238,7 @@ def trend_chart(
     _check_unit(unit)
     data = _chart_data(frame, unit)
     value_axis = alt.Axis(format=axis_format(unit), title=_UNIT_TITLES[unit] or None)
-    x = alt.X("period_start:T", title=None, axis=alt.Axis(labelAngle=0, grid=False))
+    x = alt.X("period_start:T", title=None, axis=alt.Axis(labelAngle=0, grid=False, format="%b %Y", labelOverlap=True))
     # Not zero-based: a process-behaviour chart is about variation around the centre line,
     # which a 0..100 % axis flattens into a ribbon.
     y = alt.Y("value:Q", axis=value_axis, scale=alt.Scale(zero=False))
