@@ -85,7 +85,7 @@ def open_notebook(name: str) -> None:
     state["explore_message"] = ("success", f"Opened {saved.name!r} (version {saved.version}, by {saved.updated_by}).")
 
 
-def save_notebook(name: str, replace: bool) -> None:
+def save_notebook(name: str) -> None:
     from citystat.store.errors import ConflictError, StoreError
 
     sync_sql()
@@ -93,7 +93,7 @@ def save_notebook(name: str, replace: bool) -> None:
     expected = loaded["version"] if loaded["name"] == name else None
     try:
         saved = store().save_notebook(name, cells(), actor=user.actor, expected_version=expected,
-                                      overwrite=replace and expected is None)
+                                      overwrite=state.get("explore_replace", False) and expected is None)
     except ConflictError:
         state["explore_message"] = ("error", f"A notebook called {name!r} already exists or was changed by "
                                     "someone else: tick 'Replace' to overwrite it, or choose another name.")
@@ -124,21 +124,22 @@ with main:
         (st.success if message[0] == "success" else st.error)(message[1])
 
     with st.container(border=True):
-        top = st.columns([2, 2, 1, 1])
+        top = st.columns(2)
         name = top[0].text_input("Notebook name", value=state["explore_notebook"]["name"], key="notebook_name")
         saved_names = [n.name for n in store().list_notebooks()]
         chosen = top[1].selectbox("Saved notebooks", saved_names, index=None, placeholder="Open a saved notebook…",
-                                 key="open_name")
-        replace = top[2].checkbox("Replace", help="Overwrite a notebook of the same name that you did not open.")
-        top[3].download_button("Export .sql", export_sql(cells(), name or "notebook"),
-                               file_name=f"{name or 'notebook'}.sql", mime="text/plain", width="stretch")
-        actions = st.columns(4)
+                                  key="open_name")
+        actions = st.columns([1, 1, 1, 1, 1.3])
         actions[0].button("Save", key="save_notebook", disabled=not name.strip(), width="stretch",
-                          on_click=save_notebook, args=(name.strip(), replace))
+                          on_click=save_notebook, args=(name.strip(),))
         actions[1].button("Open", key="open_notebook", disabled=chosen is None, width="stretch",
                           on_click=open_notebook, args=(chosen,))
         actions[2].button("Run all", key="run_all", width="stretch", on_click=run_all)
         actions[3].button("Add cell", key="add_cell_top", width="stretch", on_click=change, args=(add_cell,))
+        actions[4].download_button("Export .sql", export_sql(cells(), name or "notebook"),
+                                   file_name=f"{name or 'notebook'}.sql", mime="text/plain", width="stretch")
+        st.checkbox("Replace a saved notebook of the same name", key="explore_replace",
+                    help="Overwrite a notebook of the same name that you did not open.")
         params = st.columns(3)
         params[0].selectbox("$grain", list(GRAIN_NAMES), index=2, format_func=GRAIN_NAMES.get, key="explore_grain")
         params[1].date_input("$start", value=date(1900, 1, 1), min_value=date(1900, 1, 1), key="explore_start")
@@ -148,10 +149,10 @@ with main:
     for number, cell in enumerate(cells(), start=1):
         cell_id = cell["id"]
         with st.container(border=True):
-            head = st.columns([4, 1, 1, 1, 1])
+            head = st.columns([4, 1.3, 1, 1, 1])
             head[0].text_input(f"Cell {number}", value=cell["title"], key=f"title_{cell_id}",
                                placeholder="Title (optional)", label_visibility="collapsed")
-            head[1].button("▶ Run", key=f"run_{cell_id}", type="primary", on_click=run, args=(cell_id,),
+            head[1].button("Run", key=f"run_{cell_id}", type="primary", on_click=run, args=(cell_id,),
                            width="stretch")
             head[2].button("↑", key=f"up_{cell_id}", help="Move up", on_click=change, args=(move_cell, cell_id, -1),
                            disabled=number == 1, width="stretch")

@@ -49,9 +49,9 @@ with metrics_tab:
                 st.markdown("**Tags:** " + ", ".join(metric.tags))
             st.markdown("**Targets over time**")
             if metric.targets:
-                st.dataframe(pl.DataFrame([{"from": t.from_, "target": t.value, "note": t.note}
+                st.dataframe(pl.DataFrame([{"from": t.from_.isoformat(), "target": t.value, "note": t.note}
                                            for t in metric.targets],
-                                          schema={"from": pl.Date, "target": pl.Float64, "note": pl.Utf8}),
+                                          schema={"from": pl.Utf8, "target": pl.Float64, "note": pl.Utf8}),
                              hide_index=True)
             else:
                 st.caption("No targets (watched).")
