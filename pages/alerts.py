@@ -34,7 +34,7 @@ table = pl.DataFrame([{
 } for a in alerts])
 st.caption(f"{len(alerts)} alert(s)")
 event = st.dataframe(table, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row",
-                     key="alerts_table")
+                     key="alerts_table", column_config={"summary": st.column_config.TextColumn("summary", width="large")})
 chosen = [table["id"][i] for i in (event.selection.rows if event and event.selection else [])]
 open_chosen = [i for i in chosen if next(a for a in alerts if a.id == i).status == "open"]
 if st.button(f"Acknowledge {len(open_chosen)} selected", disabled=not open_chosen, type="primary"):

@@ -22,14 +22,13 @@ for entry in entries:
     with st.container(border=True):
         st.subheader(entry.title)
         st.markdown(entry.source.description)
-        facts = st.columns(4)
         span = (f"{entry.first_time:%d %b %Y} – {entry.last_time:%d %b %Y}"
                 if entry.first_time and entry.last_time else "—")
-        facts[0].metric("Time range", span)
-        facts[1].metric("Rows", f"{entry.rows:,}" if entry.rows is not None else "—")
-        facts[2].metric("Last refresh", f"{entry.last_refresh:%d %b %Y %H:%M} UTC" if entry.last_refresh else "—")
-        facts[3].metric("Updated", {"P1D": "daily", "P1W": "weekly", "P1M": "monthly", "PT1H": "hourly"}
-                        .get(entry.source.refresh, entry.source.refresh))
+        refreshed = f"{entry.last_refresh:%d %b %Y %H:%M} UTC" if entry.last_refresh else "—"
+        every = {"P1D": "daily", "P1W": "weekly", "P1M": "monthly", "PT1H": "hourly"}.get(
+            entry.source.refresh, entry.source.refresh)
+        st.markdown(f"**Time range:** {span}  \n**Rows:** {entry.rows:,}  \n"
+                    f"**Last refresh:** {refreshed} · updated {every}")
         st.caption(f"Licence: [{entry.license}]({entry.license})"
                    + (" · Published as suppressed monthly counts (data about people)." if entry.aggregated else ""))
         with st.expander("Data dictionary"):

@@ -202,7 +202,8 @@ def public_chart(kpi: PublicKpi) -> alt.LayerChart:
     """A simple trend for residents: the value as a line and the target as a dashed line."""
     data = kpi.trend.select("period_start", "label", "value", "target").to_pandas()
     fmt = axis_format(kpi.unit)
-    base = alt.Chart(data).encode(x=alt.X("period_start:T", title=None))
+    base = alt.Chart(data).encode(x=alt.X("period_start:T", title=None,
+                                          axis=alt.Axis(format="%b %Y", labelOverlap=True, tickCount=5)))
     line = base.mark_line(point=True, color="#1F4E79").encode(
         y=alt.Y("value:Q", title=None, axis=alt.Axis(format=fmt)),
         tooltip=[alt.Tooltip("label:N", title="Period"), alt.Tooltip("value:Q", title="Value", format=fmt)])
