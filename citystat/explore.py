@@ -14,7 +14,6 @@ this module adds the one-SELECT rule's friendly messages and the time limit.
 from __future__ import annotations
 
 import re
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -183,32 +182,19 @@ def run_read_only(engine: Engine, sql: str, params: dict[str, Any] | None = None
                   ) -> tuple[pl.DataFrame, bool]:
     """Run one SELECT in the engine's sandbox; returns (frame, truncated).
 
-    The query runs on its own cursor and a timer thread interrupts that cursor after
-    `time_limit` seconds. (`Engine.interrupt()` interrupts the engine's main connection,
-    which does not stop a query running on a cursor, and would stop other users' queries.)
+    The engine runs it on its own cursor and a timer interrupts that cursor after
+    `time_limit` seconds (interrupting the engine's main connection would not stop it, and
+    would stop other users' queries).
     """
     text = check_read_only(engine, sql)
-    limited = f"SELECT * FROM ({text}) AS analyst_query LIMIT {int(row_limit) + 1}"
-    cursor = engine.con.cursor()
-    fired = threading.Event()
-
-    def stop() -> None:
-        fired.set()
-        cursor.interrupt()
-
-    timer = threading.Timer(time_limit, stop)
-    timer.daemon = True
-    timer.start()
     try:
-        frame = cursor.sql(limited, params=params or None).pl()
-    except duckdb.Error as exc:
-        if fired.is_set():
+        frame = engine.read_only_query(text, params or None, context="explore", row_limit=row_limit,
+                                       timeout=time_limit)
+    except QueryError as exc:
+        if exc.message.lower().startswith("stopped after"):
             raise ExploreError(f"Stopped after {time_limit:g} s (the time limit): narrow the query "
                                "with a WHERE on the time column, or aggregate first.") from None
-        raise ExploreError(_friendly(exc)) from None
-    finally:
-        timer.cancel()
-        cursor.close()
+        raise ExploreError(_friendly(exc.message)) from None
     return frame.head(row_limit), frame.height > row_limit
 
 
@@ -224,8 +210,7 @@ def run_cell(engine: Engine, sql: str, *, row_limit: int = DEFAULT_ROW_LIMIT,
     return CellResult(frame=frame, truncated=truncated, seconds=time.perf_counter() - started)
 
 
-def _friendly(exc: duckdb.Error) -> str:
-    message = _first_line(exc)
+def _friendly(message: str) -> str:
     if "Permission Error" in message or "disabled by configuration" in message:
         return (f"{message} — Explore reads only the registered extracts (use the source tables by name); "
                 "files elsewhere, the network and settings are off limits.")
