@@ -133,3 +133,68 @@ def test_hostile_query_parameters(page, local_app, param):
         goto(page, local_app, target, f"{param}={quote(value)}")
         assert_clean(page)
         assert "<script>" not in page.get_by_test_id("stMain").inner_html().replace("&lt;script&gt;", "")
+
+
+def saved_commitments(app) -> list[tuple]:
+    """Read the app's own state store directly (not through the page) to see what was saved."""
+    import sqlite3
+
+    path = app.env["CITYSTAT_STATE_URL"].removeprefix("sqlite:///")
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT what, owner, department FROM commitments").fetchall()
+
+
+def test_create_a_commitment_at_a_stat_session(page, local_app):
+    what = "Clear the graffiti backlog — Ünïcødé ✓ 漢字 '; DROP TABLE commitments; -- <b>bold?</b>"
+    goto(page, local_app, "session", "department=pw")
+    assert_clean(page)
+    page.get_by_text("Make a commitment not tied to one KPI").click()
+    form = page.get_by_test_id("stForm").filter(has=page.get_by_role("button", name="Record commitment")).last
+    form.get_by_label("What will be done").fill(what)
+    form.get_by_label("Owner").fill("Streets Division Chief")
+    form.get_by_role("button", name="Record commitment").click()
+    wait_for_app(page)
+    assert_clean(page)
+    assert (what, "Streets Division Chief", "pw") in saved_commitments(local_app)
+    # the commitments page lists it, and its CSV download holds the text exactly
+    goto(page, local_app, "commitments")
+    assert_clean(page)
+    with page.expect_download() as download_info:
+        page.get_by_test_id("stDownloadButton").filter(has_text="Download CSV").get_by_role("button").click()
+    text = Path(download_info.value.path()).read_text(encoding="utf-8")
+    assert what in {row.get("what") or row.get("What") for row in csv.DictReader(io.StringIO(text))}
+    assert "<b>bold?</b>" not in page.get_by_test_id("stMain").inner_html()
+
+
+def test_an_empty_commitment_is_refused_with_a_message(page, local_app):
+    before = len(saved_commitments(local_app))
+    goto(page, local_app, "session", "department=pw")
+    page.get_by_text("Make a commitment not tied to one KPI").click()
+    form = page.get_by_test_id("stForm").filter(has=page.get_by_role("button", name="Record commitment")).last
+    form.get_by_label("What will be done").fill("   ")
+    form.get_by_role("button", name="Record commitment").click()
+    wait_for_app(page)
+    assert_clean(page)
+    assert page.get_by_test_id("stAlertContentError").count() >= 1
+    assert len(saved_commitments(local_app)) == before
+
+
+def test_build_and_download_the_briefing_packet(page, local_app):
+    goto(page, local_app, "session", "department=pw")
+    page.get_by_role("button", name="Build the briefing packet (HTML + PDF)").click()
+    page.get_by_text("Download packet (PDF)").wait_for(timeout=120_000)
+    wait_for_app(page)
+    assert_clean(page)
+    with page.expect_download() as html_info:
+        page.get_by_test_id("stDownloadButton").filter(has_text="Download packet (HTML)").get_by_role("button").click()
+    html = Path(html_info.value.path()).read_text(encoding="utf-8")
+    assert html.lstrip().lower().startswith("<!doctype html") and "Public Works" in html
+    with page.expect_download() as pdf_info:
+        page.get_by_test_id("stDownloadButton").filter(has_text="Download packet (PDF)").get_by_role("button").click()
+    assert Path(pdf_info.value.path()).read_bytes()[:5] == b"%PDF-"
+
+
+def test_public_page(page, local_app):
+    goto(page, local_app, "public")
+    assert_clean(page)
+    assert page.get_by_role("heading", level=1).first.inner_text().startswith("How Riverton is doing")
