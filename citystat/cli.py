@@ -11,7 +11,8 @@ import importlib
 import sys
 
 COMMAND_MODULES = (
-    "citystat.registry.commands",   # validate, reference
+    "citystat.registry.commands",   # validate
+    "citystat.reference",           # reference (docs/registry-reference.md from the models)
     "citystat.refresh",             # refresh (rollups as a job)
     "citystat.packet.commands",     # packet, followup
     "citystat.results.commands",    # provider-report
