@@ -8,8 +8,11 @@ import streamlit as st
 from citystat.publish.catalog import (CatalogError, catalog_document, catalog_entries, download_bytes,
                                       file_name)
 from citystat.publish.dcat import MEDIA_TYPES
+from citystat.auth import Role
 from citystat.ui.context import city
+from citystat.ui.guard import require_role
 
+require_role(Role.PUBLIC)  # also puts a deep-linked first visit inside the app's shell
 stat = city()
 st.title("Open data")
 st.markdown(f"Data the City of {stat.registry.city.name} publishes, free to reuse under the licence shown. "

@@ -8,8 +8,11 @@ commitments, owners, non-public sources) is read here.
 import streamlit as st
 
 from citystat.publish.public import public_chart, public_city_score, public_kpis
+from citystat.auth import Role
 from citystat.ui.context import city
+from citystat.ui.guard import require_role
 
+require_role(Role.PUBLIC)  # also puts a deep-linked first visit inside the app's shell
 stat = city()
 name = stat.registry.city.name
 st.title(f"How {name} is doing")

@@ -16,6 +16,9 @@ from .navigation import allowed
 
 def require_role(role: Role) -> User:
     """Stop the page unless the current user holds `role` (checked on the server, every run)."""
+    from .shell import ensure_shell
+
+    ensure_shell()
     user = current_user()
     if not allowed(user, role):
         if user.is_staff:

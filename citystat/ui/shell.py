@@ -1,0 +1,46 @@
+"""The app's shell: page config, role-based navigation, sidebar. `app.py` just calls `run_app()`.
+
+Streamlit runs a page file directly (without app.py) when a browser's first request after the
+server starts is a deep link such as /metric?metric=x. Pages call `require_role`, which calls
+`ensure_shell()`: if the shell is not around this run, it runs it (navigation, then the page)
+and stops the direct run, so every visit gets the same navigation, layout and checks.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import streamlit as st
+
+from .context import city, current_user
+from .navigation import pages_for
+
+_inside = threading.local()
+
+
+def run_app() -> None:
+    st.set_page_config(page_title="CityStat", page_icon="📊", layout="wide")
+    user = current_user()
+    # Navigation first: until st.navigation runs, Streamlit would show its default list of page files.
+    navigation = st.navigation(pages_for(user), position="sidebar", expanded=True)
+    stat = city()
+    with st.sidebar:
+        st.caption(f"**{stat.registry.city.name}** · CityStat")
+        if user.local_mode:
+            st.info("Single-user local mode: sign-in is not configured, so you have every role. "
+                    "See docs/DEPLOYMENT.md to turn sign-in on.", icon="🔓")
+        else:
+            st.caption(f"Signed in as {user.name}")
+    _inside.active = True
+    try:
+        navigation.run()
+    finally:
+        _inside.active = False
+
+
+def ensure_shell() -> None:
+    """Run the page inside the shell if Streamlit started it directly."""
+    if getattr(_inside, "active", False):
+        return
+    run_app()
+    st.stop()
