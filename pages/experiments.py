@@ -70,9 +70,9 @@ cards = st.columns(3)
 cards[0].metric("Effect (treatment − control)", f"{result.effect * points:+.1f}{unit_word}", border=True,
                 help="Percentage points for a rate." if proportion else None)
 cards[1].metric("95 % confidence interval",
-                f"{result.ci_low * points:+.1f} to {result.ci_high * points:+.1f}{unit_word}", border=True,
-                help="The range of effects consistent with the data. If it excludes 0 the effect is "
-                     "statistically significant.")
+                f"{result.ci_low * points:.1f} – {result.ci_high * points:.1f}", border=True,
+                help=f"In{unit_word or ' the outcome units'}: the range of effects consistent with the "
+                     "data. If it excludes 0 the effect is statistically significant.")
 cards[2].metric("p-value", format_p(result.p_value), border=True,
                 help=f"Chance of a difference at least this large if the change did nothing. "
                      f"Below {experiment.alpha:g} counts as significant.")

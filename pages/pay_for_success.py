@@ -48,7 +48,7 @@ st.caption(" · ".join(people))
 if contract.description:
     st.markdown(contract.description)
 
-cards = st.columns(4)
+cards = st.columns(2) + st.columns(2)
 cards[0].metric("Treatment participants", f"{result.treatment_enrolled:,}", border=True,
                 help=f"Enrolled in the programme; {result.treatment_evaluated:,} have completed follow-up "
                      f"(control group evaluated: {result.control_evaluated:,}).")
@@ -126,6 +126,6 @@ else:
 
 if contract.schedule:
     st.subheader("Schedule")
-    st.dataframe(pl.DataFrame([{"Date": s.on, "Event": s.event} for s in contract.schedule]),
+    st.dataframe(pl.DataFrame([{"Date": s.on.strftime("%d %b %Y"), "Event": s.event} for s in contract.schedule]),
                  hide_index=True, width="stretch")
 st.caption("Evaluation: " + contract.evaluation_design)

@@ -50,11 +50,12 @@ def period_name(option) -> str:
     return month_label(option) + ("" if results.is_complete(option) else " (partial month)")
 
 
-left, right = st.columns([2, 1])
-metric_id = left.segmented_control("Metric", list(metrics), default=next(iter(metrics)), required=True,
-                                   format_func=lambda m: metrics[m].title, key="metric")
-period = right.selectbox("Period", period_options, index=period_options.index(default_month),
-                         format_func=period_name, key="period")
+metric_id = st.segmented_control("Metric", list(metrics), default=next(iter(metrics)), required=True,
+                                 format_func=lambda m: metrics[m].title, key="metric", width="stretch")
+period = st.selectbox("Period", period_options, index=period_options.index(default_month),
+                      format_func=period_name, key="period", width=320,
+                      help="One month (each month is compared with the whole system that month) or "
+                           "the whole contract period so far.")
 metric = metrics[metric_id]
 unit = metric.unit
 

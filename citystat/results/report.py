@@ -137,9 +137,14 @@ def oe_trend_chart(trend: pl.DataFrame, *, title: str, height: int = 200) -> alt
             .select(MONTH, "oe_ratio", "ci_low", "ci_high", "n",
                     pl.col("flag").fill_null("not flagged").alias("flag")))
     x = alt.X(f"{MONTH}:T", title=None, axis=alt.Axis(format="%b %Y", labelAngle=0, grid=False))
+    # A month with a handful of clients has an interval up to 5 or more; cut the axis at 2.5 (or
+    # the largest O/E) so that one tiny month does not flatten every other month into a line.
+    top = max(1.5, min(2.5, max(data.get_column("ci_high").drop_nulls().to_list() or [1.5])),
+              max(data.get_column("oe_ratio").to_list() or [0.0]) * 1.1)
+    scale = alt.Scale(domain=[0, round(top, 2)], clamp=True)
     base = alt.Chart(data).encode(x=x)
     band = base.mark_area(opacity=0.2, color="#1F4E79").encode(
-        y=alt.Y("ci_low:Q", title="O/E (observed ÷ expected)"), y2="ci_high:Q").properties(name="ci_band")
+        y=alt.Y("ci_low:Q", title="O/E (observed ÷ expected)", scale=scale), y2="ci_high:Q").properties(name="ci_band")
     line = base.mark_line(color="#1F4E79").encode(y="oe_ratio:Q").properties(name="oe_line")
     points = base.mark_point(filled=True, size=50).encode(
         y="oe_ratio:Q",
@@ -174,7 +179,7 @@ def oe_compare_chart(table: pl.DataFrame, *, title: str, height: int | None = No
                  "flag:N"]).properties(name="oe_points")
     one = alt.Chart(pl.DataFrame({"one": [1.0]})).mark_rule(strokeDash=[4, 3], color="#555").encode(
         x="one:Q").properties(name="expected_rule")
-    return alt.layer(bars, one, points).properties(title=title, height=height or 40 * max(len(order), 1))
+    return alt.layer(bars, one, points).properties(title=title, height=height or 34 * max(len(order), 3))
 
 
 def payment_chart(schedule: pl.DataFrame, *, cap: float, achieved: float | None,
@@ -198,7 +203,7 @@ def payment_chart(schedule: pl.DataFrame, *, cap: float, achieved: float | None,
         now = pl.DataFrame({"relative_effect": [achieved], "label": [f"Results to date: {achieved:.1%}"]})
         layers.append(alt.Chart(now).mark_rule(color="#2E7D32").encode(x="relative_effect:Q")
                       .properties(name="achieved_rule"))
-        layers.append(alt.Chart(now).mark_text(align="left", dx=4, dy=10, color="#2E7D32").encode(
+        layers.append(alt.Chart(now).mark_text(align="right", dx=-4, dy=10, color="#2E7D32").encode(
             x="relative_effect:Q", y=alt.value(0), text="label:N").properties(name="achieved_label"))
     return alt.layer(*layers).properties(title=title, height=260)
 
@@ -218,10 +223,11 @@ def effect_chart(result: "ExperimentResult", *, minimum_effect: float, unit: str
     point = alt.Chart(data).mark_point(filled=True, size=120, color="#1F4E79").encode(
         x="effect:Q", y=y, tooltip=[alt.Tooltip("effect:Q", format=".2f"), alt.Tooltip("low:Q", format=".2f"),
                                     alt.Tooltip("high:Q", format=".2f")]).properties(name="effect_point")
-    rules = alt.Chart(refs).mark_rule(strokeDash=[4, 3]).encode(
-        x="x:Q", color=alt.Color("label:N", scale=alt.Scale(range=["#555", "#E07B00"]),
+    rules = alt.Chart(refs).mark_rule(strokeDash=[4, 3], strokeWidth=2).encode(
+        x="x:Q", color=alt.Color("label:N", scale=alt.Scale(domain=["no effect", "hoped-for effect"],
+                                                            range=["#555", "#E07B00"]),
                                  legend=alt.Legend(title=None, orient="top"))).properties(name="reference_rules")
-    return alt.layer(rules, interval, point).properties(height=90)
+    return alt.layer(rules, interval, point).properties(height=120)
 
 
 # --------------------------------------------------------------------------- the progress report
