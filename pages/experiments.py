@@ -78,7 +78,7 @@ cards[2].metric("p-value", format_p(result.p_value), border=True,
                      f"Below {experiment.alpha:g} counts as significant.")
 st.altair_chart(effect_chart(result, minimum_effect=experiment.minimum_detectable_effect
                              * (1 if experiment.direction == "higher" else -1), unit=experiment.unit),
-                width="stretch")
+                width="stretch", height=170)
 
 st.subheader("Was the sample large enough?")
 mde = (f"{experiment.minimum_detectable_effect * 100:g} percentage points" if proportion

@@ -110,7 +110,7 @@ else:
                        f"{now.treatment_n:,} treatment participants evaluated.")
             st.altair_chart(payment_chart(schedule, cap=contract.payment_cap, achieved=now.relative_effect,
                                           title=f"{outcome.title}: payment by improvement on the control group"),
-                            width="stretch")
+                            width="stretch", height=340)
             st.dataframe(schedule.select(
                 pl.col("relative_effect").map_elements(lambda v: f"{v:.1%}", return_dtype=pl.String)
                 .alias("Improvement"),

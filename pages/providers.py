@@ -98,12 +98,18 @@ else:
         pl.col("meets_target").map_elements(lambda v: "—" if v is None else ("yes" if v else "no"),
                                             return_dtype=pl.String, skip_nulls=False).alias("Meets target"),
     )
-    st.dataframe(shown, hide_index=True, width="stretch", key="side_by_side")
+    st.dataframe(shown, hide_index=True, width="stretch", key="side_by_side",
+                 column_config={"Service": st.column_config.TextColumn(width="small"),
+                                "Flag": st.column_config.TextColumn(width="medium"),
+                                "Clients": st.column_config.NumberColumn(width="small"),
+                                "Raw rank": st.column_config.NumberColumn(width="small"),
+                                "Adjusted rank": st.column_config.NumberColumn(width="small")})
     st.caption("Sorted by adjusted rank (1 = best). Rank change: ▲ adjustment moved the provider up "
                "(its clients are harder to serve than most), ▼ moved it down.")
     if table.get_column("oe_ratio").drop_nulls().len():
+        # an explicit height: without it Streamlit drew layered charts at about a quarter height
         st.altair_chart(oe_compare_chart(table, title="Observed ÷ expected by provider (1 = as expected)"),
-                        width="stretch")
+                        width="stretch", height=34 * table.height + 110)
 
 st.divider()
 st.subheader("A provider month by month")
@@ -124,10 +130,10 @@ for tab, m in zip(tabs, contract.metrics):
             continue
         latest = trend.row(-1, named=True)
         st.altair_chart(value_trend_chart(trend, title=f"{m.title}: raw and adjusted", unit=m.unit,
-                                          target=m.target), width="stretch")
+                                          target=m.target), width="stretch", height=300)
         if trend.get_column("oe_ratio").drop_nulls().len():
             st.altair_chart(oe_trend_chart(trend, title="Observed ÷ expected with 95 % interval (1 = as expected)"),
-                            width="stretch")
+                            width="stretch", height=280)
         st.caption(f"Latest month with data: {month_label(latest['month'])}: raw {fmt(latest['raw_value'], m.unit)}, "
                    f"adjusted {fmt(latest['adjusted_value'], m.unit)}, O/E "
                    f"{oe_text(latest['oe_ratio'], latest['ci_low'], latest['ci_high'])}, "
