@@ -17,7 +17,8 @@ def isolated_state(tmp_path_factory, monkeypatch):
     base = tmp_path_factory.mktemp("citystat-env")
     monkeypatch.setenv("CITYSTAT_STATE_URL", f"sqlite:///{base / 'state.db'}")
     monkeypatch.setenv("CITYSTAT_CACHE_DIR", str(base / "cache"))
-    monkeypatch.delenv("CITYSTAT_REGISTRY", raising=False)
+    for variable in ("CITYSTAT_REGISTRY", "CITYSTAT_ROLLUPS"):
+        monkeypatch.delenv(variable, raising=False)
     yield base
 
 

@@ -24,6 +24,10 @@ def run_app() -> None:
     # Navigation first: until st.navigation runs, Streamlit would show its default list of page files.
     navigation = st.navigation(pages_for(user), position="sidebar", expanded=True)
     stat = city()
+    from ..replica import notice
+
+    if text := notice(stat.rollup):
+        st.warning(text)
     with st.sidebar:
         st.caption(f"**{stat.registry.city.name}** · CityStat")
         if user.local_mode:
