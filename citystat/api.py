@@ -16,6 +16,7 @@ cache directory so a new process (or another app replica) starts warm.
 from __future__ import annotations
 
 import threading
+import time
 from datetime import date
 from pathlib import Path
 
@@ -33,7 +34,7 @@ class CityStat:
     """One city's registry, engine and KPI rollup."""
 
     def __init__(self, registry_path: str | Path | None = None, *, use_disk_cache: bool = True,
-                 replica: bool | None = None):
+                 replica: bool | None = None, check_interval: float = 0.0):
         from .replica import published_rollups
 
         self.registry_path = config.registry_path(registry_path)
@@ -46,6 +47,8 @@ class CityStat:
         self._rollup: Rollup | None = None
         self._registry_key: str | None = None
         self._kpi_cache: dict[tuple, pl.DataFrame] = {}
+        self.check_interval = check_interval
+        self._checked_at = float("-inf")
 
     @classmethod
     def open(cls, registry_path: str | Path | None = None, **options) -> "CityStat":
@@ -60,8 +63,14 @@ class CityStat:
         return self._registry is None or text != self._registry.text or \
             self._registry.fingerprint() != self._registry_key
 
-    def sync(self) -> "CityStat":
-        """Reload whatever changed on disk (registry, queries, extracts); cheap when nothing did."""
+    def sync(self, force: bool = False) -> "CityStat":
+        """Reload whatever changed on disk (registry, queries, extracts); cheap when nothing did.
+
+        Looking costs a few file stats and a hash of the registry, so it is done at most once
+        every `check_interval` seconds unless `force` is given (pages force one look per run).
+        """
+        if not force and self._rollup is not None and time.monotonic() - self._checked_at < self.check_interval:
+            return self
         with self._lock:
             if self._registry_changed():
                 self._registry = load_registry(self.registry_path)
@@ -73,6 +82,7 @@ class CityStat:
                 if rollup is not self._rollup:
                     self._rollup = rollup
                     self._kpi_cache.clear()
+                self._checked_at = time.monotonic()
                 return self
             fingerprint = self._engine.fingerprint()
             if self._rollup is None or self._rollup.fingerprint != fingerprint:
@@ -80,6 +90,7 @@ class CityStat:
                 self._engine = Engine(self._registry) if self._rollup is not None else self._engine
                 self._rollup = self._load_or_compute(fingerprint, previous)
                 self._kpi_cache.clear()
+            self._checked_at = time.monotonic()
         return self
 
     def _load_or_compute(self, fingerprint: str, previous: Rollup | None = None) -> Rollup:
@@ -140,12 +151,8 @@ class CityStat:
             dimension_value: str | None = None) -> pl.DataFrame:
         """A metric's series as a Polars frame with target, status, process limits and comparisons."""
         metric = self.metric(metric_id)
-        grain = grain or metric.grain
-        rollup = self.rollup
-        key = (rollup.fingerprint, metric_id, grain, dimension, dimension_value)
-        if key not in self._kpi_cache:
-            self._kpi_cache[key] = kpi_frame(self.registry, rollup, metric, grain, dimension, dimension_value)
-        return self._kpi_cache[key]
+        return self._cached_kpi(self._registry, self._rollup, metric, grain or metric.grain, dimension,
+                                dimension_value)
 
     def breakdown(self, metric_id: str, grain: str, dimension: str, period_start: date) -> pl.DataFrame:
         """Values by dimension for one period, with the prior period's value for comparison."""
@@ -188,7 +195,8 @@ class CityStat:
             as_of_day = period_last_day(self.registry, week, "week") if week else None
         if as_of_day is None:
             return []
-        return overview(self.registry, self.rollup, as_of_day, grain, metrics, dimension, dimension_value)
+        return overview(self.registry, self.rollup, as_of_day, grain, metrics, dimension, dimension_value,
+                        kpi=self._cached_kpi)
 
     def standard_kpis(self, department_id: str, as_of_day: date | None = None):
         """City-wide standard KPIs (tag `standard`, dimension `department`) for one department."""
@@ -196,7 +204,16 @@ class CityStat:
         return self.overview(as_of_day, metrics=metrics, dimension="department", dimension_value=department_id)
 
     def city_scores(self, as_of_day: date | None = None) -> pl.DataFrame:
-        return city_scores(self.registry, self.rollup, as_of_day)
+        return city_scores(self.registry, self.rollup, as_of_day, kpi=self._cached_kpi)
+
+    def _cached_kpi(self, registry: Registry, rollup: Rollup, metric: Metric, grain: str,
+                    dimension: str = "", dimension_value: str | None = None) -> pl.DataFrame:
+        """`kpi_frame` through this object's cache (no re-sync: the caller already synced)."""
+        key = (rollup.fingerprint, metric.id, grain, dimension, dimension_value)
+        frame = self._kpi_cache.get(key)
+        if frame is None:
+            frame = self._kpi_cache[key] = kpi_frame(registry, rollup, metric, grain, dimension, dimension_value)
+        return frame
 
     # ---- catalog (added for the Registry page and notebooks; see citystat/reference.py) ----
     def sources(self) -> pl.DataFrame:

@@ -208,13 +208,15 @@ class OverviewRow:
 
 def overview(registry: Registry, rollup: Rollup, as_of_day: date, grain: str | None = None,
              metrics: list[Metric] | None = None, dimension: str = "",
-             dimension_value: str | None = None) -> list[OverviewRow]:
+             dimension_value: str | None = None, kpi=None) -> list[OverviewRow]:
     """Every KPI (or the given ones) as of `as_of_day`.
 
     Each KPI is shown at `grain` if given, else at its own default grain (a monthly measure
     stays monthly), for its latest period that is complete on `as_of_day`. With a dimension,
-    each KPI is restricted to that dimension value (e.g. department = 'pw').
+    each KPI is restricted to that dimension value (e.g. department = 'pw'). `kpi` computes a
+    KPI frame (default `kpi_frame`; `CityStat` passes its cache).
     """
+    kpi = kpi or kpi_frame
     fy = registry.city.fiscal_year_start_month
     failed = rollup.failed_metrics()
     rows = []
@@ -223,7 +225,7 @@ def overview(registry: Registry, rollup: Rollup, as_of_day: date, grain: str | N
             continue
         metric_grain = grain or metric.grain
         period = latest_complete_period(as_of_day, metric_grain, fy)
-        frame = kpi_frame(registry, rollup, metric, metric_grain, dimension, dimension_value)
+        frame = kpi(registry, rollup, metric, metric_grain, dimension, dimension_value)
         frame = frame.filter(pl.col("period_start") <= period)
         current = frame.row(-1, named=True) if frame.height and frame["period_start"][-1] == period else None
         rows.append(OverviewRow(metric=metric, grain=metric_grain, period_start=period, frame=frame,
@@ -231,7 +233,7 @@ def overview(registry: Registry, rollup: Rollup, as_of_day: date, grain: str | N
     return rows
 
 
-def city_scores(registry: Registry, rollup: Rollup, as_of_day: date | None = None) -> pl.DataFrame:
+def city_scores(registry: Registry, rollup: Rollup, as_of_day: date | None = None, kpi=None) -> pl.DataFrame:
     """Boston-method CityScore for each window: the mean of cityscore metrics' scores.
 
     For each window (day, week, month, quarter) the latest complete period on or before
@@ -248,7 +250,7 @@ def city_scores(registry: Registry, rollup: Rollup, as_of_day: date | None = Non
         period = latest_complete_period(as_of_day, window, fy)
         scores = []
         for metric in metrics:
-            frame = kpi_frame(registry, rollup, metric, window)
+            frame = (kpi or kpi_frame)(registry, rollup, metric, window)
             match = frame.filter(pl.col("period_start") == period)
             score = match["score"][0] if match.height else None
             scores.append({"window": window, "period_start": period, "metric_id": metric.id, "score": score})

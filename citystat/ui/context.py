@@ -11,14 +11,15 @@ from ..config import registry_path
 
 @st.cache_resource(show_spinner=False)
 def _city(path: str) -> CityStat:
-    return CityStat.open(path)
+    # Pages force one look at the files per run (city() below); within a run, reuse it.
+    return CityStat.open(path, check_interval=5.0)
 
 
 def city() -> CityStat:
     """The city for this process, synced with the files on disk (cheap when nothing changed)."""
     stat = _city(str(registry_path()))
     with st.spinner("Refreshing KPIs from the extracts…"):
-        return stat.sync()
+        return stat.sync(force=True)
 
 
 def current_user() -> User:
