@@ -8,14 +8,25 @@
 Nothing here imports streamlit or duckdb: callers load the extracts and pass frames in.
 """
 
-from citystat.results.abtest import (ExperimentResult, analyse_experiment, difference_in_means,
-                                     two_proportions, what_works_log)
-from citystat.results.models import (ContractsFile, ExperimentsFile, ResultsConfigError,
-                                     load_contracts, load_experiments)
-from citystat.results.pfs import PfsResult, payment_for, payment_schedule, pfs_status
-from citystat.results.risk import (RiskModel, contract_scorecards, expected_by_provider,
-                                   expected_by_provider_month, expected_mean_by_provider,
-                                   fit_risk_model, metric_by_provider)
+import importlib
+
+# Imported on first use, so that `python -m citystat <command>` does not load statsmodels.
+_HOMES = {
+    "abtest": ("ExperimentResult", "analyse_experiment", "difference_in_means", "two_proportions",
+               "what_works_log"),
+    "models": ("ContractsFile", "ExperimentsFile", "ResultsConfigError", "load_contracts", "load_experiments"),
+    "pfs": ("PfsResult", "payment_for", "payment_schedule", "pfs_status"),
+    "risk": ("RiskModel", "contract_scorecards", "expected_by_provider", "expected_by_provider_month",
+             "expected_mean_by_provider", "fit_risk_model", "metric_by_provider"),
+}
+_WHERE = {name: module for module, names in _HOMES.items() for name in names}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"citystat.results.{_WHERE[name]}"), name)
+    raise AttributeError(name)
+
 
 __all__ = [
     "ContractsFile", "ExperimentResult", "ExperimentsFile", "PfsResult", "ResultsConfigError",
