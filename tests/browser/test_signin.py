@@ -77,9 +77,12 @@ def serve_provider_assets(page, provider_url: str) -> None:
 
 
 def sign_in_as(page, app, who: str) -> None:
-    page.goto(f"{app.url}/account")
+    """As a person does it: open the site, pick Sign in in the sidebar, press the button."""
+    page.goto(app.url)
     wait_for_app(page)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_test_id("stSidebarNav").get_by_text("Sign in", exact=True).click()
+    wait_for_app(page)
+    page.get_by_test_id("stMain").get_by_role("button", name="Sign in").click()
     page.wait_for_url("**/oauth2/authorize**")
     page.get_by_role("button", name=who, exact=True).click()
     page.wait_for_url(f"{app.url}/**")
