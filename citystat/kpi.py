@@ -37,8 +37,8 @@ KPI_SCHEMA = {
 }
 
 
-def source_last_days(registry: Registry, rollup: Rollup) -> dict[str, date]:
-    """The last complete day of each source.
+def source_days(registry: Registry, rollup: Rollup) -> dict[str, tuple[date, date]]:
+    """First day and last complete day of each source (computed once per rollup).
 
     The extracts are cut at the same moment, so a source whose newest row is a little older
     than the newest row anywhere (permits on a Sunday, an hourly sensor feed) is still
@@ -46,28 +46,34 @@ def source_last_days(registry: Registry, rollup: Rollup) -> dict[str, date]:
     interval (at least three days, for weekends) is treated as ending at its own last row:
     periods after it are not complete for the KPIs that read it.
     """
-    extents = rollup.extents.drop_nulls("last_time")
-    if extents.is_empty():
-        return {}
-    cut = extents["last_time"].max().date()
-    days = {}
-    for row in extents.iter_rows(named=True):
-        last = row["last_time"].date()
-        source = registry.sources.get(row["source_id"])
-        allowed = max(source.refresh_interval.days if source else 1, 3)
-        days[row["source_id"]] = cut if (cut - last).days <= allowed else last
+    cached = getattr(rollup, "_source_days", None)
+    if cached is not None:
+        return cached
+    rows = [r for r in rollup.extents.iter_rows(named=True) if r["last_time"] is not None]
+    days: dict[str, tuple[date, date]] = {}
+    if rows:
+        cut = max(r["last_time"] for r in rows).date()
+        for row in rows:
+            last = row["last_time"].date()
+            source = registry.sources.get(row["source_id"])
+            allowed = max(source.refresh_interval.days if source else 1, 3)
+            days[row["source_id"]] = (row["first_time"].date(), cut if (cut - last).days <= allowed else last)
+    rollup._source_days = days
     return days
+
+
+def source_last_days(registry: Registry, rollup: Rollup) -> dict[str, date]:
+    """The last complete day of each source (see `source_days`)."""
+    return {source: last for source, (_, last) in source_days(registry, rollup).items()}
 
 
 def data_window(registry: Registry, rollup: Rollup, metric: Metric) -> tuple[date, date] | None:
     """First and last complete day with data in every source the metric reads."""
-    sources = registry.sources_of(metric)
-    extents = rollup.extents.filter(pl.col("source_id").is_in(sources)).drop_nulls("first_time")
-    last_days = source_last_days(registry, rollup)
-    lasts = [last_days[s] for s in sources if s in last_days]
-    if extents.is_empty() or not lasts:
+    days = source_days(registry, rollup)
+    windows = [days[s] for s in registry.sources_of(metric) if s in days]
+    if not windows:
         return None
-    return extents["first_time"].max().date(), min(lasts)
+    return max(first for first, _ in windows), min(last for _, last in windows)
 
 
 def complete_periods(first_day: date, last_day: date, grain: str, fy: int) -> list[date]:
