@@ -51,7 +51,10 @@ def pages_for(user: User) -> dict[str, list[st.Page]]:
     sections: dict[str, list[st.Page]] = {}
     first = True
     for section, path, title, icon, role in visible_pages(user):
-        sections.setdefault(section, []).append(st.Page(path, title=title, icon=icon, default=first))
+        # absolute: Streamlit resolves relative page paths against the running script, which is a page
+        # file itself when a page is run directly (deep link, AppTest.from_file("pages/x.py"))
+        sections.setdefault(section, []).append(st.Page(PROJECT_ROOT / path, title=title, icon=icon,
+                                                        default=first))
         first = False
     if first:
         sections["CityStat"] = [st.Page(welcome_page, title="Welcome", icon="🏙️", url_path="welcome",
