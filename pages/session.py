@@ -7,6 +7,8 @@ import streamlit as st
 
 from citystat.auth import PermissionDenied, Role
 from citystat.charts import format_value, trend_chart
+from html import escape
+
 from citystat.packet import (breakdown_text, build_followup_html, build_packet_html, html_to_pdf,
                              numbers_rows, packet_filename)
 from citystat.reports import safe_markdown
@@ -274,7 +276,7 @@ if presenting:
 
     nav = st.columns([1, 3, 1])
     nav[0].button("◀ Previous", on_click=move, args=(-1,), disabled=index == 0, key="previous", width="stretch")
-    nav[1].markdown(f"<div style='text-align:center;font-size:1.6rem'><b>{agenda.title}</b> · "
+    nav[1].markdown(f"<div style='text-align:center;font-size:1.6rem'><b>{escape(agenda.title)}</b> · "
                     f"item {index + 1} of {len(items)}</div>", unsafe_allow_html=True)
     nav[2].button("Next ▶", on_click=move, args=(1,), disabled=index == len(items) - 1, key="next",
                   width="stretch")

@@ -198,7 +198,10 @@ def parse_yaml(text: str, file: str) -> Any:
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
-        raise RegistryError([Problem(file, line, None, f"YAML syntax: {exc.problem or exc.context}")]) from None
+        message = f"YAML syntax: {exc.problem or exc.context}"
+        if exc.context_mark and exc.problem_mark and exc.context_mark.line != exc.problem_mark.line:
+            message += f" ({exc.context} at line {exc.context_mark.line + 1})"
+        raise RegistryError([Problem(file, line, None, message)]) from None
     except Exception as exc:  # ruamel raises several unrelated types for broken input
         raise RegistryError([Problem(file, None, None, f"cannot parse YAML: {exc}")]) from None
 

@@ -14,6 +14,7 @@ import streamlit as st
 
 from .context import city, current_user
 from .navigation import pages_for
+from .signin import account_controls
 
 _inside = threading.local()
 
@@ -32,9 +33,10 @@ def run_app() -> None:
         st.caption(f"**{stat.registry.city.name}** · CityStat")
         if user.local_mode:
             st.info("Single-user local mode: sign-in is not configured, so you have every role. "
-                    "See docs/DEPLOYMENT.md to turn sign-in on.", icon="🔓")
+                    "See docs/SECURITY.md to turn sign-in on.", icon="🔓")
         else:
-            st.caption(f"Signed in as {user.name}")
+            st.caption(f"Signed in as {user.name}" if user.is_staff or user.email else "Not signed in")
+            account_controls(user, key="sidebar")
     _inside.active = True
     try:
         navigation.run()
