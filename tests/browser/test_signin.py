@@ -128,7 +128,7 @@ def test_lead_signs_in_sees_staff_pages_and_signs_out(page, signin_app, oidc_pro
     assert page.get_by_role("heading", level=1).first.inner_text().strip() == "Public Works"
     page.goto(f"{signin_app.url}/account")
     wait_for_app(page)
-    page.get_by_role("button", name="Sign out").click()
+    page.get_by_test_id("stSidebar").get_by_role("button", name="Sign out").click()
     page.wait_for_url("**/oauth2/end_session**")
     page.get_by_role("button", name="End session").click()
     page.wait_for_url(f"{signin_app.url}/**")
