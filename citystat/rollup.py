@@ -26,10 +26,11 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from itertools import groupby
+from pathlib import Path
 
 import polars as pl
 
-from .engine import Engine, QueryError, period_sql, quote_identifier
+from .engine import Engine, QueryError, period_sql, quote_identifier, quote_literal
 from .registry.loader import Problem, Registry, derived_order, derived_references
 from .registry.models import Aggregation, Measure, Metric
 
@@ -62,7 +63,21 @@ class Rollup:
     manifest: dict[str, list[list]] = field(default_factory=dict)
     registry_fingerprint: str = ""
     how: str = "full"  # full | incremental | unchanged: how this rollup was made (for benchmarks, logs)
+    # daily_key(source, time column) -> the daily partials (day x dimension rows of the
+    # decomposable metrics) of that scan, or the Parquet file holding them (read when needed):
+    # lets an append be folded in by scanning only the new days.
+    daily: dict[str, "pl.DataFrame | Path"] = field(default_factory=dict, repr=False, compare=False)
     _index: dict | None = field(default=None, repr=False, compare=False)
+
+    def daily_partials(self, key: str) -> pl.DataFrame | None:
+        """The kept daily partials of one scan, or None (not kept, or the file is gone)."""
+        found = self.daily.get(key)
+        if isinstance(found, Path):
+            try:
+                found = self.daily[key] = pl.read_parquet(found)
+            except (OSError, pl.exceptions.PolarsError):
+                return None
+        return found
 
     def series(self, metric_id: str, grain: str, dimension: str = "") -> pl.DataFrame:
         """One metric's rows at one grain and dimension, sorted; O(1) after the first call.
@@ -174,15 +189,8 @@ def _slots(metric: Metric) -> list[tuple[str, Measure]]:
     return [("v", metric.numerator), ("d", metric.denominator)]
 
 
-def daily_scan_sql(registry: Registry, source_id: str, time_column: str, metrics: list[Metric],
-                   grains: tuple[str, ...] = GRAINS, since: date | None = None) -> tuple[str, dict]:
-    """ONE scan of a source for all its decomposable metrics; same output shape as source_scan_sql.
-
-    Stage 1 groups the raw rows by day (and by day x each dimension) with FILTERed partial
-    aggregates; stage 2 rolls those few thousand rows up to every grain. Counts, sums, min
-    and max roll up exactly; avg is carried as sum and count.
-    """
-    fy = registry.city.fiscal_year_start_month
+def _daily_parts(metrics: list[Metric], time_column: str) -> tuple[list[str], list[str], list[str], list[str]]:
+    """(row columns, stage-1 partial aggregates, stage-2 final aggregates, dimensions) of a daily scan."""
     time_expr = quote_identifier(time_column)
     dimensions = sorted({d for m in metrics for d in m.dimensions})
     row_columns = [f"CAST({time_expr} AS DATE) AS __day"]
@@ -223,6 +231,20 @@ def daily_scan_sql(registry: Registry, source_id: str, time_column: str, metrics
                     finals.append(f"CAST(sum(__s_{tag}) / nullif(sum(__n_{tag}), 0) AS DOUBLE) AS {tag}")
                 case _:
                     raise ValueError(f"metric {metric.id}: {measure.agg} is not decomposable")
+    return row_columns, partials, finals, dimensions
+
+
+def daily_partials_sql(registry: Registry, source_id: str, time_column: str, metrics: list[Metric],
+                       since: date | None = None) -> tuple[str, dict]:
+    """Stage 1 of a daily scan: ONE pass over the raw rows, grouped by day and by (day, dimension).
+
+    The result (`__day`, `d__<dimension>`, `g__<dimension>` grouping flags, one partial
+    aggregate per metric slot) is small (days x dimension values) and is what the rollup
+    keeps between refreshes: an append only needs the partials of the days it touches.
+    `since` keeps rows with time >= that day (the first day of the new data).
+    """
+    time_expr = quote_identifier(time_column)
+    row_columns, partials, _finals, dimensions = _daily_parts(metrics, time_column)
     where = f"WHERE {time_expr} IS NOT NULL"
     params: dict = {}
     if since is not None:
@@ -231,29 +253,100 @@ def daily_scan_sql(registry: Registry, source_id: str, time_column: str, metrics
     dim_ids = [quote_identifier("d__" + d) for d in dimensions]
     sets = ["(__day)"] + [f"(__day, {d})" for d in dim_ids]
     flags = [f"GROUPING({d}) AS {quote_identifier('g__' + name)}" for d, name in zip(dim_ids, dimensions)]
-    daily = (f"SELECT __day, {', '.join(dim_ids + flags + partials)} FROM "
-             f"(SELECT {', '.join(row_columns)} FROM {quote_identifier(source_id)} {where}) AS raw_rows "
-             f"GROUP BY GROUPING SETS ({', '.join(sets)})")
-    period_columns = ", ".join(f"{period_sql('__day', g, fy)} AS __p_{g}" for g in grains)
-    total_filter = " AND ".join(f"{quote_identifier('g__' + d)} = 1" for d in dimensions) or "TRUE"
-    parts = []
-    for grain in grains:
-        dim_out = [f"CAST(NULL AS VARCHAR) AS {d}" for d in dim_ids]
-        flag_out = [f"1 AS {quote_identifier('g__' + d)}" for d in dimensions]
-        parts.append(f"SELECT '{grain}' AS grain, __p_{grain} AS period_start, "
-                     f"{', '.join(dim_out + flag_out + finals)} FROM days WHERE {total_filter} "
-                     f"GROUP BY __p_{grain}")
-        if grain not in DIMENSION_GRAINS:
-            continue
-        for d, name in zip(dim_ids, dimensions):
-            dim_out = [(f"{o} AS {o}" if o == d else f"CAST(NULL AS VARCHAR) AS {o}") for o in dim_ids]
-            flag_out = [f"{0 if o == name else 1} AS {quote_identifier('g__' + o)}" for o in dimensions]
-            parts.append(f"SELECT '{grain}' AS grain, __p_{grain} AS period_start, "
-                         f"{', '.join(dim_out + flag_out + finals)} FROM days "
-                         f"WHERE {quote_identifier('g__' + name)} = 0 GROUP BY __p_{grain}, {d}")
-    sql = (f"WITH days AS MATERIALIZED (SELECT *, {period_columns} FROM ({daily}) AS daily) "
-           + " UNION ALL ".join(parts))
+    sql = (f"SELECT __day, {', '.join(dim_ids + flags + partials)} FROM "
+           f"(SELECT {', '.join(row_columns)} FROM {quote_identifier(source_id)} {where}) AS raw_rows "
+           f"GROUP BY GROUPING SETS ({', '.join(sets)})")
     return sql, params
+
+
+def rollup_days_sql(registry: Registry, time_column: str, metrics: list[Metric], days: str,
+                    grains: tuple[str, ...] = GRAINS) -> str:
+    """Stage 2 of a daily scan: the daily partials (a table or subquery `days`) rolled up to every grain.
+
+    Counts, sums, min and max roll up exactly; avg is carried as sum and count. Each daily row
+    is repeated once per grain (totals at every grain, dimension rows at the dimension grains)
+    and ONE aggregate groups by (grain, period, dimension, value): a single pipeline over a few
+    thousand rows, far cheaper to plan and run than one aggregate per grain and dimension.
+    The output has the shape of `source_scan_sql` (grain, period_start, d__*, g__*, m<i>_<slot>).
+    """
+    fy = registry.city.fiscal_year_start_month
+    _rows, _partials, finals, dimensions = _daily_parts(metrics, time_column)
+    which = ("CASE " + " ".join(f"WHEN {quote_identifier('g__' + d)} = 0 THEN {quote_literal(d)}" for d in dimensions)
+             + " ELSE '' END") if dimensions else "''"
+    value = ("coalesce(" + ", ".join(quote_identifier("d__" + d) for d in dimensions) + ")"
+             if dimensions else "CAST(NULL AS VARCHAR)")
+    period = "CASE __grain " + " ".join(f"WHEN '{g}' THEN {period_sql('__day', g, fy)}" for g in grains) + " END"
+    grain_list = ", ".join(f"('{g}')" for g in grains)
+    dimension_grains = ", ".join(f"'{g}'" for g in grains if g in DIMENSION_GRAINS) or "NULL"
+    dim_out = [f"CASE WHEN __dim = {quote_literal(d)} THEN __val END AS {quote_identifier('d__' + d)}"
+               for d in dimensions]
+    flag_out = [f"CAST(__dim <> {quote_literal(d)} AS INTEGER) AS {quote_identifier('g__' + d)}" for d in dimensions]
+    return (f"SELECT __grain AS grain, period_start, {', '.join(dim_out + flag_out + finals)} FROM ("
+            f"SELECT grains.__grain, {period} AS period_start, tagged.* FROM "
+            f"(SELECT *, {which} AS __dim, {value} AS __val FROM {days} AS daily) AS tagged, "
+            f"(VALUES {grain_list}) AS grains(__grain) "
+            f"WHERE __dim = '' OR grains.__grain IN ({dimension_grains})) AS repeated "
+            f"GROUP BY __grain, period_start, __dim, __val")
+
+
+def daily_scan_sql(registry: Registry, source_id: str, time_column: str, metrics: list[Metric],
+                   grains: tuple[str, ...] = GRAINS, since: date | None = None) -> tuple[str, dict]:
+    """Stages 1 and 2 in one statement (same output shape as source_scan_sql), for reading and tests.
+
+    The refresh runs the stages separately (`scan_decomposable`) so it can keep the daily partials.
+    """
+    daily, params = daily_partials_sql(registry, source_id, time_column, metrics, since)
+    return rollup_days_sql(registry, time_column, metrics, f"({daily})", grains), params
+
+
+def sort_days(days: pl.DataFrame) -> pl.DataFrame:
+    """Daily partials in one canonical row order (day, grouping flags, dimension values).
+
+    Stage 2 then adds the partials in the same order whether they came from one full scan or
+    from stored days plus newly scanned ones, so both give bit-identical float sums.
+    """
+    keys = ["__day"] + [c for c in days.columns if c.startswith("g__")] + [c for c in days.columns
+                                                                          if c.startswith("d__")]
+    return days.sort(keys, nulls_last=True)
+
+
+def query_over_frame(engine: Engine, sql: str, name: str, frame: pl.DataFrame, context: str) -> pl.DataFrame:
+    """Run `sql` on the engine's connection with `frame` visible as table `name` (its own cursor).
+
+    `Engine.query` has no way to pass a frame in; a cursor of the same connection shares the
+    engine's settings (threads, memory limit, sandbox) and the registration dies with it.
+    """
+    import duckdb
+
+    cursor = engine.con.cursor()
+    try:
+        cursor.register(name, frame.to_arrow())
+        return cursor.sql(sql).pl()
+    except duckdb.Error as exc:
+        raise QueryError(context, str(exc).strip().splitlines()[0]) from None
+    finally:
+        cursor.close()
+
+
+def scan_decomposable(engine: Engine, source_id: str, time_column: str, metrics: list[Metric],
+                      grains: tuple[str, ...] = GRAINS, stored: pl.DataFrame | None = None,
+                      new_from: date | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(long rollup rows, daily partials) of decomposable metrics sharing a source and time column.
+
+    With `stored` (the daily partials a previous refresh kept) and `new_from` (the first day of
+    newly appended rows), only rows with time >= `new_from` are scanned; stored days before it
+    are reused as they are (no new row falls on them), and every period is re-rolled from days.
+    """
+    registry = engine.registry
+    since = new_from if stored is not None else None
+    sql, params = daily_partials_sql(registry, source_id, time_column, metrics, since)
+    days = engine.query(sql, params, context=f"source {source_id}")
+    if stored is not None:
+        days = pl.concat([stored.filter(pl.col("__day") < new_from), days], how="vertical_relaxed")
+    days = sort_days(days)
+    rolled = query_over_frame(engine, rollup_days_sql(registry, time_column, metrics, "days", grains), "days",
+                              days, context=f"source {source_id}")
+    return _reshape_scan(rolled, metrics), days
 
 
 def _reshape_scan(scan: pl.DataFrame, metrics: list[Metric]) -> pl.DataFrame:
@@ -298,38 +391,74 @@ def _problem(registry: Registry, metric_id: str, message: str) -> Problem:
     return Problem(str(registry.path), registry.line_of("metric", metric_id), f"metric {metric_id}", message)
 
 
-def compute_declared(engine: Engine, metrics: list[Metric], grains=GRAINS, since: date | None = None
+def daily_key(source_id: str, time_column: str) -> str:
+    """The name under which a rollup keeps the daily partials of one (source, time column) scan."""
+    return f"{source_id}|{time_column}"
+
+
+def group_key(registry: Registry, metric: Metric) -> tuple[str, str]:
+    """(source, time column): metrics sharing it are computed by the same scans."""
+    return (metric.source, metric.time_column or registry.sources[metric.source].time_column)
+
+
+@dataclass
+class GroupResult:
+    frames: list[pl.DataFrame]
+    problems: list[Problem]
+    days: pl.DataFrame | None  # daily partials of the group's decomposable metrics (None: not kept)
+
+
+def compute_group(engine: Engine, source_id: str, time_column: str, group: list[Metric], grains=GRAINS, *,
+                  holistic_since: date | None = None, stored: pl.DataFrame | None = None,
+                  new_from: date | None = None) -> GroupResult:
+    """All declared metrics of one (source, time column): one daily scan for the decomposable
+    ones, one filtered GROUPING SETS scan per holistic one; on failure, metric by metric.
+
+    Incremental use: `stored` + `new_from` (see `scan_decomposable`), and `holistic_since`,
+    the earliest period start any new row falls in, from which holistic metrics are rescanned
+    (their rows before it are not read; the caller keeps their older periods).
+    """
+    registry = engine.registry
+    if source_id not in engine.available:
+        return GroupResult([], [_problem(registry, m.id, f"source {source_id!r} is unavailable") for m in group],
+                           None)
+    frames: list[pl.DataFrame] = []
+    problems: list[Problem] = []
+    days = None
+    shared = [m for m in group if is_decomposable(m)]
+    holistic = [m for m in group if not is_decomposable(m)]
+    if shared:
+        try:
+            rows, days = scan_decomposable(engine, source_id, time_column, shared, grains, stored, new_from)
+            frames.append(rows)
+        except QueryError:
+            holistic = shared + holistic  # isolate the broken metric(s); keep the healthy ones
+    for metric in holistic:
+        try:
+            if is_decomposable(metric):
+                rows, _ = scan_decomposable(engine, source_id, time_column, [metric], grains)
+                frames.append(rows)
+            else:
+                sql, params = source_scan_sql(registry, source_id, time_column, [metric], grains, holistic_since,
+                                              prefilter=True)
+                frames.append(_reshape_scan(engine.query(sql, params, context=f"metric {metric.id}"), [metric]))
+        except QueryError as exc:
+            problems.append(_problem(registry, metric.id, exc.message))
+    return GroupResult(frames, problems, days)
+
+
+def compute_declared(engine: Engine, metrics: list[Metric], grains=GRAINS, daily: dict | None = None
                      ) -> tuple[list[pl.DataFrame], list[Problem]]:
-    """One scan per (source, time column); on failure, retry metric by metric to name the culprit."""
+    """Every group of `metrics` in full; the daily partials of each group go into `daily` if given."""
     registry = engine.registry
     frames, problems = [], []
-
-    def key(metric: Metric) -> tuple[str, str]:
-        return (metric.source, metric.time_column or registry.sources[metric.source].time_column)
-
-    for (source_id, time_column), group in groupby(sorted(metrics, key=key), key=key):
-        group = list(group)
-        if source_id not in engine.available:
-            problems += [_problem(registry, m.id, f"source {source_id!r} is unavailable") for m in group]
-            continue
-        shared = [m for m in group if is_decomposable(m)]
-        holistic = [m for m in group if not is_decomposable(m)]
-        if shared:
-            try:
-                sql, params = daily_scan_sql(registry, source_id, time_column, shared, grains, since)
-                frames.append(_reshape_scan(engine.query(sql, params, context=f"source {source_id}"), shared))
-            except QueryError:
-                holistic = shared + holistic  # isolate the broken metric(s); keep the healthy ones
-        for metric in holistic:
-            try:
-                if is_decomposable(metric):
-                    sql, params = daily_scan_sql(registry, source_id, time_column, [metric], grains, since)
-                else:
-                    sql, params = source_scan_sql(registry, source_id, time_column, [metric], grains, since,
-                                                  prefilter=True)
-                frames.append(_reshape_scan(engine.query(sql, params, context=f"metric {metric.id}"), [metric]))
-            except QueryError as exc:
-                problems.append(_problem(registry, metric.id, exc.message))
+    for (source_id, time_column), group in groupby(sorted(metrics, key=lambda m: group_key(registry, m)),
+                                                   key=lambda m: group_key(registry, m)):
+        result = compute_group(engine, source_id, time_column, list(group), grains)
+        frames += result.frames
+        problems += result.problems
+        if daily is not None and result.days is not None:
+            daily[daily_key(source_id, time_column)] = result.days
     return frames, problems
 
 
@@ -406,7 +535,8 @@ def compute_rollup(engine: Engine, grains: tuple[str, ...] = GRAINS) -> Rollup:
     """Full computation of every healthy metric. Broken metrics become problems, not crashes."""
     registry = engine.registry
     declared = [m for m in registry.metrics.values() if m.kind in ("measure", "rate")]
-    frames, problems = compute_declared(engine, declared, grains)
+    daily: dict[str, pl.DataFrame] = {}
+    frames, problems = compute_declared(engine, declared, grains, daily)
     for metric in registry.metrics.values():
         if metric.kind != "sql":
             continue
@@ -423,7 +553,7 @@ def compute_rollup(engine: Engine, grains: tuple[str, ...] = GRAINS) -> Rollup:
     return Rollup(frame=totals.sort("metric_id", "grain", "dimension", "period_start"),
                   extents=source_extents(engine), problems=problems + list(engine.problems),
                   fingerprint=engine.fingerprint(), manifest=file_manifest(engine),
-                  registry_fingerprint=engine.registry.fingerprint(), how="full")
+                  registry_fingerprint=engine.registry.fingerprint(), how="full", daily=daily)
 
 
 # ---- incremental refresh ------------------------------------------------------------------
@@ -504,6 +634,23 @@ def _dependent_sources(registry: Registry, changed: set[str]) -> set[str]:
     return affected
 
 
+def new_file_stats(engine: Engine, source_id: str, files: list[str], time_columns: set[str]) -> dict:
+    """Over the newly added files only: {"first": {column: earliest day}} for every time column
+    in `time_columns`, and the extents row of the source's own time column (min, max, rows)."""
+    own = engine.registry.sources[source_id].time_column
+    columns = sorted(time_columns | ({own} if own else set()))
+    selects = [f"CAST(min({quote_identifier(c)}) AS DATE) AS {quote_identifier('first|' + c)}" for c in columns]
+    if own:
+        column = quote_identifier(own)
+        selects += [f"min({column})::TIMESTAMP AS first_time", f"max({column})::TIMESTAMP AS last_time"]
+    selects.append("count(*)::BIGINT AS rows")
+    result = engine.query(f"SELECT {', '.join(selects)} FROM read_parquet($files, union_by_name = true)",
+                          {"files": files}, context=f"new files {', '.join(files)}")
+    row = result.row(0, named=True)
+    return {"first": {c: row[f"first|{c}"] for c in columns}, "extents": result.select(
+        [c for c in ("first_time", "last_time", "rows") if c in result.columns])}
+
+
 def first_affected_day(engine: Engine, time_column: str, files: list[str],
                        grains: tuple[str, ...] = GRAINS) -> date | None:
     """The earliest period start, over all grains, of any period the new files' rows fall in.
@@ -511,8 +658,6 @@ def first_affected_day(engine: Engine, time_column: str, files: list[str],
     Every period of every grain that starts on or after this day is recomputed from all the
     files; every period that starts before it holds none of the new rows and is kept.
     """
-    from .core.periods import period_start
-
     column = quote_identifier(time_column)
     result = engine.query(f"SELECT min({column}) AS first FROM read_parquet($files, union_by_name = true)",
                           {"files": files}, context=f"new files {', '.join(files)}")
@@ -520,16 +665,44 @@ def first_affected_day(engine: Engine, time_column: str, files: list[str],
     if first is None:
         return None
     day = first.date() if isinstance(first, datetime) else first
-    fy = engine.registry.city.fiscal_year_start_month
-    return min(period_start(day, g, fy) for g in grains)
+    return earliest_period_start(day, engine.registry.city.fiscal_year_start_month, grains)
 
 
-def _group_key(registry: Registry, metric: Metric) -> tuple[str, str]:
-    return (metric.source, metric.time_column or registry.sources[metric.source].time_column)
+def earliest_period_start(day: date, fy_start_month: int, grains: tuple[str, ...] = GRAINS) -> date:
+    """The earliest start, over all grains, of a period holding `day` (usually the fiscal year's)."""
+    from .core.periods import period_start
+
+    return min(period_start(day, g, fy_start_month) for g in grains)
+
+
+def _merged_extents(engine: Engine, previous: Rollup, affected: set[str], stats: dict[str, dict]) -> pl.DataFrame:
+    """Source extents after an append: a file source that only gained files combines its old
+    extents with the new files' (min of mins, max of maxes, sum of rows); others are rescanned."""
+    rescan = set(affected)
+    merged = []
+    for source_id, stat in stats.items():
+        old = previous.extents.filter(pl.col("source_id") == source_id)
+        new = stat["extents"]
+        if old.height != 1 or "first_time" not in new.columns:
+            continue
+        both = pl.concat([old.select("first_time", "last_time", "rows"),
+                          new.cast({"first_time": pl.Datetime("us"), "last_time": pl.Datetime("us"),
+                                    "rows": pl.Int64})])
+        merged.append(both.select(pl.lit(source_id).alias("source_id"), pl.col("first_time").min(),
+                                  pl.col("last_time").max(), pl.col("rows").sum()))
+        rescan.discard(source_id)
+    parts = [previous.extents.filter(~pl.col("source_id").is_in(list(affected))), source_extents(engine, rescan)]
+    parts += [m.select(previous.extents.columns).cast(previous.extents.schema) for m in merged]
+    return pl.concat(parts).sort("source_id")
 
 
 def refresh_rollup(engine: Engine, previous: Rollup | None = None, grains: tuple[str, ...] = GRAINS) -> Rollup:
     """The rollup for the engine's current data, reusing `previous` when only files were added.
+
+    For a (source, time column) that gained files: decomposable metrics scan only the rows
+    from the first day in the new files on and re-roll every period from the kept daily
+    partials plus the new days; holistic metrics rescan from the earliest period start holding
+    a new row (the fiscal year's, at most a year) and keep older periods.
 
     Gives exactly what `compute_rollup` gives (tests/test_incremental.py checks it); falls back
     to `compute_rollup` whenever an incremental update could not be proven equal.
@@ -541,36 +714,56 @@ def refresh_rollup(engine: Engine, previous: Rollup | None = None, grains: tuple
     if not appended:
         return Rollup(frame=previous.frame, extents=previous.extents, problems=list(engine.problems),
                       fingerprint=engine.fingerprint(), manifest=file_manifest(engine),
-                      registry_fingerprint=registry.fingerprint(), how="unchanged")
+                      registry_fingerprint=registry.fingerprint(), how="unchanged", daily=dict(previous.daily))
     affected = _dependent_sources(registry, set(appended))
+    fy = registry.city.fiscal_year_start_month
+    declared = [m for m in registry.metrics.values() if m.kind in ("measure", "rate")]
     kept = previous.frame
     fresh: list[pl.DataFrame] = []
+    daily = dict(previous.daily)
     try:
-        declared = [m for m in registry.metrics.values() if m.kind in ("measure", "rate")]
-        for (source_id, time_column), group in groupby(sorted(declared, key=lambda m: _group_key(registry, m)),
-                                                       key=lambda m: _group_key(registry, m)):
+        stats = {}
+        for source_id, files in appended.items():
+            columns = {group_key(registry, m)[1] for m in declared if m.source == source_id}
+            stats[source_id] = new_file_stats(engine, source_id, files, columns)
+        for (source_id, time_column), group in groupby(sorted(declared, key=lambda m: group_key(registry, m)),
+                                                       key=lambda m: group_key(registry, m)):
             group = list(group)
             if source_id not in affected:
                 continue
-            ids = [m.id for m in group]
-            since = None
-            if source_id in appended:  # a file source: only periods holding new rows
-                since = first_affected_day(engine, time_column, appended[source_id])
-                if since is None:
+            key = daily_key(source_id, time_column)
+            if source_id in appended:  # a file source: only rows from the first new day on
+                new_from = stats[source_id]["first"][time_column]
+                if new_from is None:
                     continue  # the new files hold no dated rows for this time column
-            frames, problems = compute_declared(engine, group, grains, since)
-            if problems:
+                holistic_since = earliest_period_start(new_from, fy, grains)
+                result = compute_group(engine, source_id, time_column, group, grains, holistic_since=holistic_since,
+                                       stored=previous.daily_partials(key), new_from=new_from)
+            else:  # a SQL source reading a changed source: recomputed in full
+                holistic_since = None
+                result = compute_group(engine, source_id, time_column, group, grains)
+            if result.problems:
                 return compute_rollup(engine, grains)
-            old = pl.col("metric_id").is_in(ids)
-            if since is not None:
-                old = old & (pl.col("period_start") >= since)
-                frames = [f.filter(pl.col("period_start") >= since) for f in frames]
-            kept = kept.filter(~old)
-            fresh += frames
+            replaced = pl.col("metric_id").is_in([m.id for m in group if is_decomposable(m)])
+            holistic_ids = [m.id for m in group if not is_decomposable(m)]
+            if holistic_since is None:
+                replaced = replaced | pl.col("metric_id").is_in(holistic_ids)
+            else:
+                replaced = replaced | (pl.col("metric_id").is_in(holistic_ids)
+                                       & (pl.col("period_start") >= holistic_since))
+                result.frames = [f.filter(~pl.col("metric_id").is_in(holistic_ids)
+                                          | (pl.col("period_start") >= holistic_since)) for f in result.frames]
+            kept = kept.filter(~replaced)
+            fresh += result.frames
+            if result.days is not None:
+                daily[key] = result.days
+            else:
+                daily.pop(key, None)
         for metric in registry.metrics.values():
             if metric.kind == "sql" and set(registry.sources_of(metric)) & affected:
                 kept = kept.filter(pl.col("metric_id") != metric.id)
                 fresh.append(compute_sql_metric(engine, metric, grains))
+        extents = _merged_extents(engine, previous, affected, stats)
     except (QueryError, OSError):
         return compute_rollup(engine, grains)
     derived_ids = [m.id for m in registry.metrics.values() if m.kind == "derived"]
@@ -581,11 +774,10 @@ def refresh_rollup(engine: Engine, previous: Rollup | None = None, grains: tuple
             totals = pl.concat([totals, compute_derived(registry, totals, registry.metrics[metric_id])])
         except QueryError as exc:
             problems.append(_problem(registry, metric_id, exc.message))
-    extents = pl.concat([previous.extents.filter(~pl.col("source_id").is_in(list(affected))),
-                         source_extents(engine, affected)]).sort("source_id")
     return Rollup(frame=totals.sort("metric_id", "grain", "dimension", "period_start"), extents=extents,
                   problems=problems + list(engine.problems), fingerprint=engine.fingerprint(),
-                  manifest=file_manifest(engine), registry_fingerprint=registry.fingerprint(), how="incremental")
+                  manifest=file_manifest(engine), registry_fingerprint=registry.fingerprint(), how="incremental",
+                  daily=daily)
 
 
 def metric_sql(registry: Registry, metric: Metric, grain: str) -> str:

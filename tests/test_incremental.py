@@ -21,7 +21,7 @@ from citystat.api import CityStat
 from citystat.bench.city import append_week, extra_week_file, make_city, remove_week
 from citystat.engine import Engine
 from citystat.registry.loader import load_registry
-from citystat.rollup import compute_rollup, plan_refresh, refresh_rollup
+from citystat.rollup import compute_rollup, daily_key, plan_refresh, refresh_rollup
 
 LAST_DAY = date(2026, 11, 8)  # a Sunday; the appended week is 2026-11-09 .. 2026-11-15
 REQUESTS = 20_000
@@ -66,6 +66,62 @@ def test_incremental_equals_full_recompute_exactly(city, base):
     assert week["value"][0] == new_rows  # the base ends on the Sunday before
 
 
+def test_kept_daily_partials_equal_a_full_scan_and_cover_every_shared_scan(city, base):
+    append_week(city, REQUESTS, LAST_DAY)
+    incremental = refresh_rollup(engine(city), base)
+    full = compute_rollup(engine(city))
+    assert set(incremental.daily) == set(full.daily) == set(base.daily)
+    assert daily_key("service_requests", "created_at") in full.daily
+    assert daily_key("service_requests", "closed_at") in full.daily
+    for key in full.daily:
+        assert incremental.daily_partials(key).equals(full.daily_partials(key)), key
+    # the 311 scan by created_at gained exactly the new week's days (7 of them, by day alone)
+    days = "service_requests|created_at"
+    totals = lambda r: r.daily_partials(days).filter(pl.all_horizontal(pl.col("^g__.*$") == 1))  # noqa: E731
+    assert totals(incremental).height == totals(base).height + 7
+    assert totals(incremental)["__day"].max() == date(2026, 11, 15)
+
+
+def test_append_reuses_kept_days_instead_of_rescanning_them(city, base):
+    """Proof that old days are not rescanned: a marker planted in a kept old day (+1000 in every
+    partial count of 2 June 2025) survives the incremental refresh (a rescan would erase it),
+    while the new week is counted as a full recompute counts it."""
+    key = daily_key("service_requests", "created_at")
+    old_day = date(2025, 6, 2)  # a Monday in fiscal year 2024-25, long before the appended week
+    kept = base.daily_partials(key)
+    partial_columns = [c for c in kept.columns if c.startswith("__p_")]
+    assert partial_columns  # every metric of this scan is a count
+    base.daily[key] = kept.with_columns(
+        [pl.when(pl.col("__day") == old_day).then(pl.col(c) + 1000).otherwise(pl.col(c)).alias(c)
+         for c in partial_columns])
+    append_week(city, REQUESTS, LAST_DAY)
+    incremental = refresh_rollup(engine(city), base)
+    full = compute_rollup(engine(city))
+    assert incremental.how == "incremental"
+
+    def value(rollup, metric_id, grain, start):
+        return rollup.series(metric_id, grain).filter(pl.col("period_start") == start)["value"][0]
+
+    for metric_id in ("requests_311", "missed_trash_requests"):
+        assert value(incremental, metric_id, "week", old_day) == value(full, metric_id, "week", old_day) + 1000
+        assert value(incremental, metric_id, "fiscal_year", date(2024, 7, 1)) == \
+            value(full, metric_id, "fiscal_year", date(2024, 7, 1)) + 1000
+        assert value(incremental, metric_id, "week", date(2026, 11, 9)) == \
+            value(full, metric_id, "week", date(2026, 11, 9))
+
+
+def test_rollup_without_kept_partials_still_refreshes_exactly(city, base):
+    """A rollup saved before partials were kept (or whose partial files were deleted)."""
+    base.daily = {}
+    append_week(city, REQUESTS, LAST_DAY)
+    incremental = refresh_rollup(engine(city), base)
+    full = compute_rollup(engine(city))
+    assert incremental.how == "incremental"
+    assert incremental.frame.sort(KEYS).equals(full.frame.sort(KEYS))
+    # the rescanned 311 scans keep their partials again for the next append (others were not read)
+    assert set(incremental.daily) == {k for k in full.daily if k.startswith("service_requests|")}
+
+
 def test_incremental_equals_full_with_parallel_threads(city, base):
     append_week(city, REQUESTS, LAST_DAY)
     incremental = refresh_rollup(engine(city, threads=None), base).frame.sort(KEYS)
@@ -108,8 +164,13 @@ def test_api_refreshes_incrementally_from_disk_and_never_recomputes_a_cached_fin
     assert second.rollup.how == "incremental"
     expected = compute_rollup(engine(city, threads=None)).frame.sort(KEYS)
     assert second.rollup.frame.sort(KEYS).select(KEYS).equals(expected.select(KEYS))
+    partial_files = sorted((tmp_path / "cache").glob("partials-*.parquet"))
+    assert len(partial_files) == 2 * len(second.rollup.daily)  # the first rollup's and the second's
     third = CityStat.open(city / "metrics.yaml")
     assert third.rollup.how == "cached"
+    assert all(isinstance(v, Path) for v in third.rollup.daily.values())  # read only when needed
+    key = daily_key("service_requests", "created_at")
+    assert third.rollup.daily_partials(key).equals(second.rollup.daily_partials(key))
     assert third.rollup.frame.sort(KEYS).equals(second.rollup.frame.sort(KEYS))
     # the first object notices the new file on its next sync and refreshes in memory
     assert first.sync().rollup.how in ("cached", "incremental")
