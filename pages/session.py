@@ -344,9 +344,14 @@ followup = build_followup_html(stat, state, agenda, session)
 cols[1].download_button("Download follow-up memo (HTML)", followup,
                         file_name=packet_filename(agenda, "followup", "html"), mime="text/html", icon="⬇️",
                         key="followup_html")
-cols[1].caption("The PDF memo: `python -m citystat followup "
-                + (f"--department {department}" if department else f"--topic {topic}")
-                + f" --date {session_date}`")
+if cols[1].button("Make the follow-up memo PDF", key="build_followup_pdf"):
+    with st.spinner("Printing the memo…"):
+        st.session_state["followup_pdf"] = (packet_key, followup, html_to_pdf(followup))
+memo = st.session_state.get("followup_pdf")
+if memo and memo[0] == packet_key and memo[1] == followup:
+    cols[1].download_button("Download follow-up memo (PDF)", memo[2],
+                            file_name=packet_filename(agenda, "followup", "pdf"), mime="application/pdf", icon="⬇️",
+                            key="followup_pdf_download")
 how_computed(HOW_STATUS, HOW_SIGNAL,
              "**Agenda order**: first the commitments due for review from earlier sessions (overdue first), then "
              "KPIs with a process signal in their latest period, then KPIs off track and at risk, then the rest. "

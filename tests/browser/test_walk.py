@@ -192,6 +192,14 @@ def test_build_and_download_the_briefing_packet(page, local_app):
     with page.expect_download() as pdf_info:
         page.get_by_test_id("stDownloadButton").filter(has_text="Download packet (PDF)").get_by_role("button").click()
     assert Path(pdf_info.value.path()).read_bytes()[:5] == b"%PDF-"
+    page.get_by_role("button", name="Make the follow-up memo PDF").click()
+    page.get_by_text("Download follow-up memo (PDF)").wait_for(timeout=120_000)
+    wait_for_app(page)
+    with page.expect_download() as memo_info:
+        page.get_by_test_id("stDownloadButton").filter(
+            has_text="Download follow-up memo (PDF)").get_by_role("button").click()
+    memo = Path(memo_info.value.path()).read_bytes()
+    assert memo[:5] == b"%PDF-" and b"%%EOF" in memo[-1024:]
 
 
 def test_public_page(page, local_app):
