@@ -89,7 +89,7 @@ if saved:
             error_note.error(exc.errors["note"])
         if "status" in exc.errors:
             error_status.error(exc.errors["status"])
-    except ConflictError as exc:
+    except ConflictError:
         current = state.get_commitment(chosen_id)
         st.session_state[f"{key}_conflict"] = current
         st.session_state[f"{key}_base"] = current

@@ -114,7 +114,7 @@ def test_every_corpus_file_is_used():
 def broken_extract_city(tmp_path: Path, path_line: str) -> Path:
     text = (CORPUS / "unknown_source.yaml").read_text(encoding="utf-8").split("  - id: open_backlog")[0]
     text = text.replace("# expect: load 21 metric open_backlog | unknown source 'requets'", "# extract variants")
-    text += f"""  - id: other
+    text += """  - id: other
     title: Other source
     department: pw
     owner: Chief
@@ -122,7 +122,7 @@ def broken_extract_city(tmp_path: Path, path_line: str) -> Path:
     unit: count
     direction: neutral
     source: other
-    measure: {{agg: count}}
+    measure: {agg: count}
 """
     text = text.replace("metrics:\n", f"""  - id: other
     path: {path_line}

@@ -4,7 +4,6 @@ row-count change between refreshes, and stale markers on KPIs. Hand-made extract
 from __future__ import annotations
 
 import os
-import textwrap
 from datetime import date, datetime, timedelta
 from pathlib import Path
 

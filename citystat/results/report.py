@@ -34,7 +34,6 @@ from citystat.results.models import ContractMetric, ProviderContract
 if TYPE_CHECKING:
     from citystat.api import CityStat
     from citystat.results.abtest import ExperimentResult
-    from citystat.results.models import PayForSuccessContract
 
 __all__ = ["HOW_OE", "HOW_FLAG", "build_provider_report_html", "provider_report_pdf",
            "report_filename", "oe_trend_chart", "value_trend_chart", "oe_compare_chart",
