@@ -89,7 +89,7 @@ if current["centre"] is not None:
 
 annotations = [(change.date, change.note) for change in metric.process_changes] + annotations_for(metric_id)
 st.altair_chart(trend_chart(frame, title=f"{metric.title} by {GRAIN_NAMES[grain].lower()}", unit=unit,
-                            annotations=annotations), width="stretch")
+                            annotations=annotations, height=320), width="stretch", height=420)
 
 if metric.dimensions:
     st.subheader("Breakdown")
