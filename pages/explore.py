@@ -142,7 +142,10 @@ with main:
                     help="Overwrite a notebook of the same name that you did not open.")
         params = st.columns(3)
         params[0].selectbox("$grain", list(GRAIN_NAMES), index=2, format_func=GRAIN_NAMES.get, key="explore_grain")
-        params[1].date_input("$start", value=date(1900, 1, 1), min_value=date(1900, 1, 1), key="explore_start")
+        periods = stat.periods("month")  # the data's complete months, newest first
+        params[1].date_input("$start", value=periods[-1] if periods else date(1900, 1, 1),
+                             min_value=date(1900, 1, 1), key="explore_start",
+                             help="Bound as $start in cells; defaults to the first complete month in the data.")
         params[2].number_input("Row limit", min_value=10, max_value=100_000, value=DEFAULT_ROW_LIMIT, step=1000,
                                key="explore_row_limit")
 
