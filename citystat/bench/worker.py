@@ -16,6 +16,18 @@ from pathlib import Path
 
 
 def _peak_mb() -> float:
+    """This process's own peak resident memory (MB).
+
+    Linux carries `ru_maxrss` over fork + exec, so a worker started by a bench process that
+    had just generated a 50 M-row city would report the parent's peak; VmHWM (the high-water
+    mark of this process's own address space) does not inherit it.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
