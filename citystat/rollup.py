@@ -66,7 +66,7 @@ class Rollup:
     # daily_key(source, time column) -> the daily partials (day x dimension rows of the
     # decomposable metrics) of that scan, or the Parquet file holding them (read when needed):
     # lets an append be folded in by scanning only the new days.
-    daily: dict[str, "pl.DataFrame | Path"] = field(default_factory=dict, repr=False, compare=False)
+    daily: dict[str, pl.DataFrame | Path] = field(default_factory=dict, repr=False, compare=False)
     _index: dict | None = field(default=None, repr=False, compare=False)
 
     def daily_partials(self, key: str) -> pl.DataFrame | None:
@@ -210,7 +210,7 @@ def holistic_scan_sql(registry: Registry, source_id: str, time_column: str, metr
     for grain in grains:
         sets = [None] + (dimensions if grain in DIMENSION_GRAINS else [])
         for dimension in sets:
-            dim_out = [(quote_identifier("d__" + d) if d == dimension else f"CAST(NULL AS VARCHAR)")
+            dim_out = [(quote_identifier("d__" + d) if d == dimension else "CAST(NULL AS VARCHAR)")
                        + f" AS {quote_identifier('d__' + d)}" for d in dimensions]
             flag_out = [f"{0 if d == dimension else 1} AS {quote_identifier('g__' + d)}" for d in dimensions]
             group = f"__p_{grain}" + (f", {quote_identifier('d__' + dimension)}" if dimension else "")

@@ -77,7 +77,7 @@ def test_kept_daily_partials_equal_a_full_scan_and_cover_every_shared_scan(city,
         assert incremental.daily_partials(key).equals(full.daily_partials(key)), key
     # the 311 scan by created_at gained exactly the new week's days (7 of them, by day alone)
     days = "service_requests|created_at"
-    totals = lambda r: r.daily_partials(days).filter(pl.all_horizontal(pl.col("^g__.*$") == 1))  # noqa: E731
+    totals = lambda r: r.daily_partials(days).filter(pl.all_horizontal(pl.col("^g__.*$") == 1))
     assert totals(incremental).height == totals(base).height + 7
     assert totals(incremental)["__day"].max() == date(2026, 11, 15)
 
