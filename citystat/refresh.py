@@ -41,7 +41,8 @@ def refresh(registry_path: str | Path | None = None, target: str | None = None, 
     with tempfile.TemporaryDirectory(prefix="citystat-publish-") as folder:
         save_rollup(Path(folder), rollup)
         files = {f.name: f.read_bytes() for f in sorted(Path(folder).iterdir())
-                 if rollup.fingerprint in f.name and not f.name.startswith(".")}
+                 if rollup.fingerprint in f.name and not f.name.startswith((".", "partials-"))}
+        # partials-* (per-day partial aggregates) serve incremental refreshes here, not replicas
     pointer = {
         "fingerprint": rollup.fingerprint,
         "registry_fingerprint": city.registry.fingerprint(),
