@@ -101,7 +101,7 @@ class Engine:
             if source.path is None:
                 continue
             pending.pop(source.id)
-            location = registry.resolve(source.path)
+            location = registry.resolve_source(source.path)
             if is_s3(location):
                 location = self._mirror(source.id, location)
                 if location is None:

@@ -16,7 +16,7 @@ def isolated_state(tmp_path_factory, monkeypatch):
     base = tmp_path_factory.mktemp("citystat-env")
     monkeypatch.setenv("CITYSTAT_STATE_URL", f"sqlite:///{base / 'state.db'}")
     monkeypatch.setenv("CITYSTAT_CACHE_DIR", str(base / "cache"))
-    for variable in ("CITYSTAT_REGISTRY", "CITYSTAT_ROLLUPS"):
+    for variable in ("CITYSTAT_REGISTRY", "CITYSTAT_ROLLUPS", "CITYSTAT_DATA_ROOT"):
         monkeypatch.delenv(variable, raising=False)
     yield base
 

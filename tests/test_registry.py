@@ -226,3 +226,15 @@ def test_validate_command_fails_with_a_named_error(city_dir):
     assert result.returncode == 1
     assert f"{path}:{line_of(path, '- id: requests_count')} [metric requests_count]" in result.stderr
     assert "unknown department 'parks'" in result.stderr
+
+
+def test_the_data_root_can_be_pointed_elsewhere(city_dir, tmp_path_factory, monkeypatch):
+    """$CITYSTAT_DATA_ROOT moves the extracts away from the registry's folder."""
+    registry_path = write(city_dir, GOOD_METRIC)
+    elsewhere = tmp_path_factory.mktemp("extracts")
+    (city_dir / "data").rename(elsewhere / "data")
+    assert any("no file matches" in p.message for p in validate(load_registry(registry_path)).errors)
+    monkeypatch.setenv("CITYSTAT_DATA_ROOT", str(elsewhere))
+    report = validate(load_registry(registry_path))
+    assert report.errors == []
+    assert report.rollup.series("requests_count", "week")["value"].sum() == 200

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import graphlib
 import hashlib
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +77,14 @@ class Registry:
             return relative
         path = Path(relative)
         return str(path if path.is_absolute() else (self.root / path).resolve())
+
+    def resolve_source(self, relative: str) -> str:
+        """A source's path. Relative paths resolve against $CITYSTAT_DATA_ROOT when it is set
+        (extracts kept apart from the registry), else against the registry's folder."""
+        root = os.environ.get("CITYSTAT_DATA_ROOT")
+        if root and "://" not in relative and not Path(relative).is_absolute():
+            return str((Path(root).expanduser() / relative).resolve())
+        return self.resolve(relative)
 
     def sql_text(self, relative: str) -> str:
         return Path(self.resolve(relative)).read_text(encoding="utf-8")
