@@ -10,6 +10,7 @@ from citystat.results.data import experiment_results
 from citystat.results.report import effect_chart
 from citystat.ui.context import city
 from citystat.ui.guard import require_role
+from citystat.ui.widgets import problems_notice
 
 require_role(Role.STAFF)
 stat = city()
@@ -17,10 +18,7 @@ st.title("Experiments")
 st.caption("Randomized A/B tests of service changes: did the change work, and was the test big enough to tell?")
 
 data = experiment_results(stat)
-if data.problems:
-    box = st.error if any(p.severity == "error" for p in data.problems) else st.warning
-    box(f"{len(data.problems)} problem(s); the experiments concerned are left out.\n\n"
-        + "\n".join(f"- `{p}`" for p in data.problems))
+problems_notice(data.problems, "the experiments concerned")
 if not data.experiments:
     st.info("No experiment to show. Declare experiments in experiments.yaml next to metrics.yaml.")
     st.stop()

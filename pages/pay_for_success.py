@@ -12,6 +12,7 @@ from citystat.results.pfs import payment_schedule
 from citystat.results.report import payment_chart
 from citystat.ui.context import city
 from citystat.ui.guard import require_role
+from citystat.ui.widgets import problems_notice
 
 require_role(Role.STAFF)
 stat = city()
@@ -20,10 +21,7 @@ st.caption("Investors fund a programme; the city repays only for outcomes indepe
            "against a randomized control group.")
 
 data = pfs_results(stat)
-if data.problems:
-    box = st.error if any(p.severity == "error" for p in data.problems) else st.warning
-    box(f"{len(data.problems)} problem(s); the contracts concerned are left out.\n\n"
-        + "\n".join(f"- `{p}`" for p in data.problems))
+problems_notice(data.problems, "the contracts concerned")
 if not data.contracts:
     st.info("No Pay for Success contract to show. Declare one under pay_for_success in contracts.yaml.")
     st.stop()

@@ -14,6 +14,7 @@ from citystat.results.report import (HOW_ADJUSTED, HOW_FLAG, HOW_OE, build_provi
                                      rank_change_text, report_filename, value_trend_chart)
 from citystat.ui.context import city
 from citystat.ui.guard import require_role
+from citystat.ui.widgets import problems_notice
 
 require_role(Role.STAFF)
 stat = city()
@@ -24,11 +25,7 @@ st.caption("Results-driven contracting: each contracted provider's outcomes, raw
 with st.spinner("Fitting the risk models (only when the data or contracts change)…"):
     results = provider_results(stat)
 
-if results.problems:
-    errors = [p for p in results.problems if p.severity == "error"]
-    box = st.error if errors else st.warning
-    box(f"{len(results.problems)} problem(s) in contracts.yaml; the contracts concerned are left out.\n\n"
-        + "\n".join(f"- `{p}`" for p in results.problems))
+problems_notice(results.problems, "the contracts concerned")
 if not results.contracts:
     st.info("No provider contract to show. Declare contracts in contracts.yaml next to metrics.yaml.")
     st.stop()

@@ -45,8 +45,8 @@ def _warn(registry: Registry, metric_id: str, message: str) -> Problem:
                    severity="warning")
 
 
-def check_targets(registry: Registry, today: date | None = None) -> list[Problem]:
-    """Targets dated in the future are fine (planned); targets of zero need absolute bands."""
+def check_targets(registry: Registry) -> list[Problem]:
+    """Targets of zero need absolute bands (targets dated in the future are fine: planned)."""
     problems = []
     for metric in registry.metrics.values():
         for target in metric.targets:
@@ -128,7 +128,7 @@ def check_future_data(engine: Engine, rollup: Rollup, today: date) -> list[Probl
 def validate(registry: Registry, today: date | None = None) -> ValidationReport:
     """Everything: schema (at load), references, cycles, and every query against the data."""
     today = today or date.today()
-    problems = list(registry.problems) + check_targets(registry, today)
+    problems = list(registry.problems) + check_targets(registry)
     engine = Engine(registry)
     rollup = compute_rollup(engine)
     problems += rollup.problems + check_columns(engine) + check_empty(engine, rollup)

@@ -144,6 +144,14 @@ def problems_banner(stat: CityStat) -> None:
                    "everything else is shown. See **Data health** for details.", icon="⚠️")
 
 
+def problems_notice(problems, left_out: str) -> None:
+    """List configuration problems (file:line [entry]: message) above a page that still serves the rest."""
+    if not problems:
+        return
+    box = st.error if any(p.severity == "error" for p in problems) else st.warning
+    box(f"{len(problems)} problem(s); {left_out} are left out.\n\n" + "\n".join(f"- `{p}`" for p in problems))
+
+
 def how_computed(*texts: str) -> None:
     with st.expander("How these numbers are computed"):
         for text in texts:
