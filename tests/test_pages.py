@@ -5,33 +5,13 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from citystat.registry.loader import load_registry
 
+from .apptest_pages import render, texts
 from .conftest import PROJECT_ROOT
 
 REGISTRY = load_registry(PROJECT_ROOT / "metrics.yaml")
-
-
-def render(page: str, query: dict | None = None) -> AppTest:
-    app = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180)
-    app.run()
-    assert not app.exception, [e.value for e in app.exception]
-    if query:
-        app.query_params.update(query)
-    app.switch_page(page)
-    app.run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
-
-
-def texts(app: AppTest) -> str:
-    parts = [e.value for e in app.title] + [e.value for e in app.markdown] + [e.value for e in app.caption]
-    parts += [str(e.value) for e in app.metric] + [e.label for e in app.metric]
-    for frame in app.dataframe:
-        parts.append(frame.value.to_string())
-    return "\n".join(str(p) for p in parts)
 
 
 def test_overview_shows_every_department_and_kpi_with_cityscore():

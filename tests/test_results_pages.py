@@ -10,28 +10,10 @@ import polars as pl
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from .apptest_pages import render, texts
 from .conftest import PROJECT_ROOT
 
 DATA = PROJECT_ROOT / "data"
-
-
-def render(page: str, query: dict | None = None) -> AppTest:
-    """Open ``page`` directly (no first run of the default page, which is not under test here)."""
-    app = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180)
-    if query:
-        app.query_params.update(query)
-    app.switch_page(page)
-    app.run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
-
-
-def texts(app: AppTest) -> str:
-    parts = [e.value for e in app.title] + [e.value for e in app.markdown] + [e.value for e in app.caption]
-    parts += [e.value for e in app.subheader] + [e.value for e in app.success] + [e.value for e in app.info]
-    parts += [e.value for e in app.warning]
-    parts += [str(e.value) for e in app.metric] + [e.label for e in app.metric]
-    return "\n".join(str(p) for p in parts)
 
 
 def frame_with(app: AppTest, column: str) -> pl.DataFrame:
