@@ -59,6 +59,7 @@ class Registry:
     problems: list[Problem] = field(default_factory=list)
     lines: dict[str, int] = field(default_factory=dict)  # "metric:<id>" -> 1-based line
     text: str = ""
+    _sql_sources: dict[str, list[str]] = field(default_factory=dict, repr=False)  # sql file -> sources
 
     @property
     def root(self) -> Path:
@@ -108,11 +109,13 @@ class Registry:
                 if dep in self.metrics and dep != metric.id:
                     found += [s for s in self.sources_of(self.metrics[dep]) if s not in found]
             return found
-        try:
-            text = self.sql_text(metric.sql or "")
-        except OSError:
-            return []
-        return [s for s in self.sources if re.search(rf"\b{re.escape(s)}\b", text)]
+        if metric.sql not in self._sql_sources:  # read each query file once per loaded registry
+            try:
+                text = self.sql_text(metric.sql or "")
+            except OSError:
+                return []
+            self._sql_sources[metric.sql] = [s for s in self.sources if re.search(rf"\b{re.escape(s)}\b", text)]
+        return self._sql_sources[metric.sql]
 
     def fingerprint(self) -> str:
         """Hash of the registry text and every query file it uses (not the data)."""
