@@ -10,7 +10,7 @@ __all__ = ["CityStat"]
 
 def __getattr__(name: str):
     if name == "CityStat":
-        from .api import CityStat
+        from citystat.api import CityStat
 
         return CityStat
     raise AttributeError(name)

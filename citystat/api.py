@@ -22,12 +22,12 @@ from pathlib import Path
 
 import polars as pl
 
-from . import config
-from .engine import Engine
-from .kpi import available_periods, city_scores, default_as_of, kpi_frame, overview, period_last_day
-from .registry.loader import Registry, load_registry
-from .registry.models import Metric
-from .rollup import Rollup, refresh_rollup
+from citystat import config
+from citystat.kpis.engine import Engine
+from citystat.kpis.frames import available_periods, city_scores, default_as_of, kpi_frame, overview, period_last_day
+from citystat.registry.loader import Registry, load_registry
+from citystat.registry.models import Metric
+from citystat.kpis.rollup import Rollup, refresh_rollup
 
 
 class CityStat:
@@ -35,7 +35,7 @@ class CityStat:
 
     def __init__(self, registry_path: str | Path | None = None, *, use_disk_cache: bool = True,
                  replica: bool | None = None, check_interval: float = 0.0):
-        from .replica import published_rollups
+        from citystat.kpis.replica import published_rollups
 
         self.registry_path = config.registry_path(registry_path)
         self.use_disk_cache = use_disk_cache
@@ -77,7 +77,7 @@ class CityStat:
                 self._registry_key = self._registry.fingerprint()
                 self._engine = Engine(self._registry)
                 self._rollup = None
-            if self._published is not None:  # replica mode: never compute (citystat/replica.py)
+            if self._published is not None:  # replica mode: never compute (citystat/kpis/replica.py)
                 self._engine, rollup = self._published.serve(self._registry, self._engine, self._rollup)
                 if rollup is not self._rollup:
                     self._rollup = rollup
@@ -100,7 +100,7 @@ class CityStat:
         Otherwise the newest rollup of the same registry (in memory, or named by the disk
         cache's `latest` pointer) lets `refresh_rollup` fold in only newly added files.
         """
-        from .rollup_store import load_latest, load_rollup, save_rollup
+        from citystat.kpis.rollup_files import load_latest, load_rollup, save_rollup
 
         if self.use_disk_cache:
             cached = load_rollup(config.cache_dir(), fingerprint)
@@ -156,7 +156,7 @@ class CityStat:
 
     def breakdown(self, metric_id: str, grain: str, dimension: str, period_start: date) -> pl.DataFrame:
         """Values by dimension for one period, with the prior period's value for comparison."""
-        from .core.periods import shift_period
+        from citystat.core.periods import shift_period
 
         metric = self.metric(metric_id)
         prior = shift_period(period_start, grain, -1, self.registry.city.fiscal_year_start_month)
@@ -171,7 +171,7 @@ class CityStat:
 
     def chart(self, metric_id: str, grain: str | None = None, annotations=()):
         """The metric's Altair trend chart with target and process limits."""
-        from .charts import trend_chart
+        from citystat.display.charts import trend_chart
 
         metric = self.metric(metric_id)
         return trend_chart(self.kpi(metric_id, grain), title=metric.title, unit=metric.unit.value,
@@ -215,9 +215,9 @@ class CityStat:
             frame = self._kpi_cache[key] = kpi_frame(registry, rollup, metric, grain, dimension, dimension_value)
         return frame
 
-    # ---- catalog (added for the Registry page and notebooks; see citystat/reference.py) ----
+    # ---- catalog (added for the Registry page and notebooks; see citystat/analyst/reference.py) ----
     def sources(self) -> pl.DataFrame:
         """Every source with its description, columns, rows, time range and last refresh."""
-        from .reference import source_catalog
+        from citystat.analyst.reference import source_catalog
 
         return source_catalog(self)

@@ -11,12 +11,12 @@ import importlib
 import sys
 
 COMMAND_MODULES = (
-    "citystat.registry.commands",   # validate
-    "citystat.reference",           # reference (docs/registry-reference.md from the models)
-    "citystat.refresh",             # refresh (rollups as a job)
-    "citystat.packet.commands",     # packet, followup
+    "citystat.checks.commands",   # validate
+    "citystat.analyst.reference",           # reference (docs/registry-reference.md from the models)
+    "citystat.kpis.refresh",             # refresh (rollups as a job)
+    "citystat.session.commands",     # packet, followup
     "citystat.results.commands",    # provider-report
-    "citystat.alerts",              # alerts
+    "citystat.alerts.run",              # alerts
     "citystat.publish.commands",    # catalog (data.json)
 )
 

@@ -6,7 +6,7 @@ import polars as pl
 import streamlit as st
 
 from citystat.auth import PermissionDenied, Role
-from citystat.session import FormError, update_commitment
+from citystat.session.agenda import FormError, update_commitment
 from citystat.store import ConflictError
 from citystat.ui.context import city, current_user, store
 from citystat.ui.guard import require_role

@@ -4,7 +4,7 @@ import polars as pl
 import streamlit as st
 
 from citystat.auth import Role
-from citystat.health import clock_setting, health_report, health_table, reference_time
+from citystat.checks.health import clock_setting, health_report, health_table, reference_time
 from citystat.ui.context import city
 from citystat.ui.guard import require_role
 

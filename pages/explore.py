@@ -6,11 +6,11 @@ import polars as pl
 import streamlit as st
 
 from citystat.auth import Role
-from citystat.explore import (
+from citystat.analyst.explore import (
     DEFAULT_ROW_LIMIT, DEFAULT_TIME_LIMIT, MARKS, NO_CHART, add_cell, cell_chart, export_sql, move_cell, new_cell,
     normalise_cells, period_expression, remove_cell, run_cell, source_tables, suggest_chart, update_cell,
 )
-from citystat.promote import (
+from citystat.analyst.promote import (
     DeclaredForm, KpiDetails, PromoteError, draft_declared_metric, draft_sql_metric, preview_promotion,
     write_promotion,
 )

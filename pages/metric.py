@@ -4,11 +4,11 @@ import polars as pl
 import streamlit as st
 
 from citystat.auth import Role
-from citystat.charts import breakdown_chart, format_value, trend_chart
+from citystat.display.charts import breakdown_chart, format_value, trend_chart
 from citystat.core.periods import period_label
-from citystat.rollup import metric_sql
+from citystat.kpis.rollup import metric_sql
 from citystat.ui.context import annotations_for, city
-from citystat.health import stale_marker, stale_sources
+from citystat.checks.health import stale_marker, stale_sources
 from citystat.ui.guard import require_role
 from citystat.ui.widgets import GRAIN_NAMES, HOW_SIGNAL, HOW_STATUS, HOW_TARGETS, how_computed, status_chip
 

@@ -4,7 +4,7 @@ import polars as pl
 import streamlit as st
 
 from citystat.auth import Role
-from citystat.health import stale_marker, stale_sources
+from citystat.checks.health import stale_marker, stale_sources
 from citystat.ui.context import city
 from citystat.ui.guard import require_role
 from citystat.ui.widgets import (HOW_CITYSCORE, HOW_SIGNAL, HOW_STATUS, HOW_TARGETS, as_of_picker, how_computed, kpi_table,

@@ -5,7 +5,7 @@ import polars as pl
 import streamlit as st
 
 from citystat.auth import Role
-from citystat.charts import format_value
+from citystat.display.charts import format_value
 from citystat.results.abtest import format_p
 from citystat.results.data import pfs_results
 from citystat.results.pfs import payment_schedule

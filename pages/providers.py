@@ -7,7 +7,7 @@ import polars as pl
 import streamlit as st
 
 from citystat.auth import Role
-from citystat.reports import html_to_pdf
+from citystat.display.report import html_to_pdf
 from citystat.results.data import provider_results, provider_trend, side_by_side
 from citystat.results.report import (HOW_ADJUSTED, HOW_FLAG, HOW_OE, build_provider_report_html, fmt,
                                      flag_text, month_label, oe_compare_chart, oe_text, oe_trend_chart,

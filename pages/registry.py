@@ -4,8 +4,8 @@ import polars as pl
 import streamlit as st
 
 from citystat.auth import Role
-from citystat.reference import metric_catalog, search_catalog
-from citystat.rollup import metric_sql
+from citystat.analyst.reference import metric_catalog, search_catalog
+from citystat.kpis.rollup import metric_sql
 from citystat.ui.context import city
 from citystat.ui.guard import require_role
 from citystat.ui.widgets import open_metric

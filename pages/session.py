@@ -6,13 +6,13 @@ import polars as pl
 import streamlit as st
 
 from citystat.auth import PermissionDenied, Role
-from citystat.charts import format_value, trend_chart
+from citystat.display.charts import format_value, trend_chart
 from html import escape
 
-from citystat.packet import (breakdown_text, build_followup_html, build_packet_html, html_to_pdf,
+from citystat.session.packet import (breakdown_text, build_followup_html, build_packet_html, html_to_pdf,
                              numbers_rows, packet_filename)
-from citystat.reports import safe_markdown
-from citystat.session import (REVIEW, SECTION_TITLES, FormError, add_annotation, build_agenda, change_text,
+from citystat.display.report import safe_markdown
+from citystat.session.agenda import (REVIEW, SECTION_TITLES, FormError, add_annotation, build_agenda, change_text,
                               default_session_date, find_session, make_commitment, save_narrative)
 from citystat.store import ConflictError
 from citystat.ui.context import city, current_user, store

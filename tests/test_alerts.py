@@ -12,8 +12,8 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from citystat import CityStat
-from citystat.alerts import run_alerts
-from citystat.alerts_model import load_alert_rules
+from citystat.alerts.run import run_alerts
+from citystat.alerts.rules import load_alert_rules
 from citystat.cli import main
 from citystat.notify import SmtpSettings
 from citystat.store import open_store

@@ -9,7 +9,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from citystat.alerts_model import (AlertRulesError, alert_key, check_references, load_alert_rules,
+from citystat.alerts.rules import (AlertRulesError, alert_key, check_references, load_alert_rules,
                                    parse_alert_rules, recipients, render_summary)
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -58,7 +58,7 @@ def test_chart_sql_and_sources(sample_city):
 
 
 def test_sql_is_read_only(sample_city):
-    from citystat.engine import QueryError
+    from citystat.kpis.engine import QueryError
 
     with pytest.raises(QueryError, match="only SELECT"):
         sample_city.sql("CREATE TABLE x AS SELECT 1")

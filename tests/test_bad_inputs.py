@@ -15,7 +15,7 @@ import pytest
 
 from citystat.api import CityStat
 from citystat.registry.loader import Problem, RegistryError, load_registry
-from citystat.registry.validate import validate
+from citystat.checks.validate import validate
 
 CORPUS = Path(__file__).parent / "fixtures" / "bad"
 CASES = sorted(CORPUS.glob("*.yaml"))

@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 import vl_convert
 
-import citystat.charts as charts_module
-from citystat.charts import (
+import citystat.display.charts as charts_module
+from citystat.display.charts import (
     SIGNAL_COLOUR,
     VALUE_COLOUR,
     breakdown_chart,

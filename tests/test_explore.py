@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from citystat.explore import (
+from citystat.analyst.explore import (
     add_cell, cell_chart, export_sql, move_cell, new_cell, normalise_cells, period_expression, remove_cell,
     run_cell, update_cell,
 )

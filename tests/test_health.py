@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from citystat import CityStat
-from citystat.health import (freshness_of, health_report, health_table, remember_row_counts, stale_marker,
+from citystat.checks.health import (freshness_of, health_report, health_table, remember_row_counts, stale_marker,
                              stale_sources, stale_sources_of, weekend_time)
 
 # --- a tiny city, shared by the tests of issue 6 -----------------------------------------------------

@@ -18,10 +18,10 @@ import polars as pl
 import pytest
 
 from citystat.api import CityStat
-from citystat.bench.city import append_week, extra_week_file, make_city, remove_week
-from citystat.engine import Engine
+from devtools.bench.city import append_week, extra_week_file, make_city, remove_week
+from citystat.kpis.engine import Engine
 from citystat.registry.loader import load_registry
-from citystat.rollup import compute_rollup, daily_key, plan_refresh, refresh_rollup
+from citystat.kpis.rollup import compute_rollup, daily_key, plan_refresh, refresh_rollup
 
 LAST_DAY = date(2026, 11, 8)  # a Sunday; the appended week is 2026-11-09 .. 2026-11-15
 REQUESTS = 20_000

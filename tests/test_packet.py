@@ -10,10 +10,10 @@ import pypdf
 import pytest
 
 from citystat.auth import Role, User
-from citystat.packet import build_followup_html, build_packet_html, html_to_pdf
-from citystat.packet.commands import register
-from citystat.reports import Section, chart_svg, render_html, safe_markdown
-from citystat.session import build_agenda, find_session, make_commitment, save_narrative
+from citystat.session.packet import build_followup_html, build_packet_html, html_to_pdf
+from citystat.session.commands import register
+from citystat.display.report import Section, chart_svg, render_html, safe_markdown
+from citystat.session.agenda import build_agenda, find_session, make_commitment, save_narrative
 from citystat.store import open_store
 
 MONDAY = date(2026, 11, 16)

@@ -146,7 +146,7 @@ def test_missing_column_names_the_contract() -> None:
 
 
 def test_bundled_roca_contract_on_generated_participants(tmp_path) -> None:
-    from citystat.sample.build import generate
+    from devtools.sample.build import generate
 
     generate(tmp_path, extracts=["pfs_participants"])
     frame = pl.read_parquet(tmp_path / "pfs_participants.parquet")

@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 
 from citystat.cli import main as cli
-from citystat.explore import period_expression
-from citystat.promote import (
+from citystat.analyst.explore import period_expression
+from citystat.analyst.promote import (
     DeclaredForm, KpiDetails, PromoteError, draft_declared_metric, draft_sql_metric, preview_promotion,
     write_promotion,
 )

@@ -12,7 +12,7 @@ import pytest
 from pypdf import PdfReader
 
 from citystat.cli import main
-from citystat.reports import html_to_pdf
+from citystat.display.report import html_to_pdf
 from citystat.results.models import load_contracts
 from citystat.results.report import build_provider_report_html, parse_month, report_filename
 

@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 import pytest
 from ruamel.yaml import YAML
 
-from citystat.quality import (SourceChecks, accrual_periodicity, check_allowed_values,
+from citystat.checks.quality import (SourceChecks, accrual_periodicity, check_allowed_values,
                               check_freshness, check_nulls, check_ranges, check_unique,
                               parse_duration, row_count_change, staleness)
 

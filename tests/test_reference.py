@@ -8,7 +8,7 @@ import typing
 
 from pydantic import BaseModel
 
-from citystat import reference
+from citystat.analyst import reference
 from citystat.registry.models import RegistryFile
 
 from .conftest import PROJECT_ROOT

@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from citystat.registry.loader import RegistryError, derived_references, load_registry
-from citystat.registry.validate import validate
+from citystat.checks.validate import validate
 
 from .conftest import PROJECT_ROOT
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from citystat.loadtest import CHROMIUM, CHROMIUM_ARGS, PROJECT_ROOT, exception_texts, start_app, wait_for_app
-from citystat.refresh import refresh
+from devtools.loadtest import CHROMIUM, CHROMIUM_ARGS, PROJECT_ROOT, exception_texts, start_app, wait_for_app
+from citystat.kpis.refresh import refresh
 from citystat.store import open_store
 from tests.test_s3 import WEEK1, WEEK2, parquet_bytes, registry_at
 

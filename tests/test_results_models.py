@@ -73,7 +73,7 @@ def write(tmp_path: Path, text: str, name: str = "contracts.yaml") -> Path:
 def test_bundled_contracts_file() -> None:
     contracts = load_contracts("contracts.yaml")
     providers = {c.provider for c in contracts.provider_contracts}
-    from citystat.sample.schemas import PROVIDERS
+    from devtools.sample.schemas import PROVIDERS
     assert providers == set(PROVIDERS)
     for c in contracts.provider_contracts:
         assert 1 <= len(c.metrics) <= 5

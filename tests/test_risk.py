@@ -210,8 +210,8 @@ def test_risk_model_errors_name_the_problem() -> None:
 def test_sample_city_contracts_recover_the_generator_truth(tmp_path) -> None:
     """The bundled contracts on freshly generated sample data: Harbor House (harder clients,
     no true effect) is not flagged; Northside (truly worse) is flagged on both outcomes."""
-    from citystat.sample import PROVIDER_EFFECTS
-    from citystat.sample.build import generate
+    from devtools.sample import PROVIDER_EFFECTS
+    from devtools.sample.build import generate
 
     generate(tmp_path, extracts=["homeless_enrollments"])
     frame = pl.read_parquet(tmp_path / "homeless_enrollments.parquet")

@@ -18,9 +18,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from citystat.engine import Engine
+from citystat.kpis.engine import Engine
 from citystat.registry.loader import load_registry
-from citystat.rollup import compute_rollup
+from citystat.kpis.rollup import compute_rollup
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"

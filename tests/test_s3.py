@@ -15,10 +15,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from citystat import CityStat
-from citystat.objectstore import (ObjectStoreError, S3Settings, folder_at, list_objects, publish,
+from citystat.files.s3 import (ObjectStoreError, S3Settings, folder_at, list_objects, publish,
                                   read_pointer)
-from citystat.refresh import refresh
-from citystat.replica import PublishedRollups, notice
+from citystat.kpis.refresh import refresh
+from citystat.kpis.replica import PublishedRollups, notice
 
 from tests.s3_server import s3, s3_server  # noqa: F401  (pytest fixtures)
 
@@ -136,7 +136,7 @@ def test_s3_sources_keep_the_sql_sandbox(s3, tmp_path):
     secret.write_bytes(parquet_bytes(WEEK1))
     city = CityStat.open(registry_at(tmp_path / "reg", s3.url("jobs.parquet")), use_disk_cache=False)
     assert city.sql("SELECT count(*) AS n FROM jobs")["n"][0] == 10
-    from citystat.engine import QueryError
+    from citystat.kpis.engine import QueryError
 
     for query in (f"SELECT * FROM read_parquet('{secret}')",
                   f"SELECT * FROM read_parquet('{s3.url('jobs.parquet')}')",

@@ -14,8 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 import statsmodels.api as sm
 
-from citystat.sample import EXTRACTS, PROVIDER_EFFECTS, SHIFTS, generate, shift
-from citystat.sample.__main__ import main
+from devtools.sample import EXTRACTS, PROVIDER_EFFECTS, SHIFTS, generate, shift
+from devtools.sample.__main__ import main
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "SAMPLE_CITY.md"
 SQL_TYPES = "BIGINT|TIMESTAMP|VARCHAR|INTEGER|DOUBLE|DATE|BOOLEAN"
@@ -440,4 +440,4 @@ def test_committed_sample_is_what_the_generator_makes(tmp_path):
             committed = f"read_parquet('{data}/{extract}.parquet')"
         for a, b in [(fresh, committed), (committed, fresh)]:
             extra = one(con, f"SELECT count(*) FROM (SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b})")[0]
-            assert extra == 0, f"data/{extract}.parquet is stale: run python -m citystat.sample"
+            assert extra == 0, f"data/{extract}.parquet is stale: run python -m devtools.sample"

@@ -76,7 +76,7 @@ def test_lead_followup_matches_an_independent_polars_computation(sample_city):
 
 
 def test_known_shifts_show_as_signals(sample_city):
-    """The generator's recent shifts (citystat.sample.SHIFTS) must read as process signals."""
+    """The generator's recent shifts (devtools.sample.SHIFTS) must read as process signals."""
     graffiti = sample_city.kpi("graffiti_days_to_close", "week")
     recent = graffiti.filter(pl.col("period_start") >= date(2026, 10, 5))
     assert recent["signal"].all(), recent.select("period_start", "value", "rules")

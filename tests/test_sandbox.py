@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from citystat.engine import Engine, QueryError
+from citystat.kpis.engine import Engine, QueryError
 from citystat.registry.loader import load_registry
 from citystat.config import PROJECT_ROOT
 

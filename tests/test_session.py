@@ -8,8 +8,8 @@ from datetime import date
 import pytest
 
 from citystat.auth import PermissionDenied, Role, User
-from citystat.sample import SHIFTS
-from citystat.session import (OFF_TARGET, OTHER, REVIEW, SIGNAL, FormError, add_annotation, as_of_for,
+from devtools.sample import SHIFTS
+from citystat.session.agenda import (OFF_TARGET, OTHER, REVIEW, SIGNAL, FormError, add_annotation, as_of_for,
                               build_agenda, default_session_date, find_session, make_commitment,
                               save_narrative, section_and_reasons, update_commitment)
 from citystat.store import ConflictError, open_store

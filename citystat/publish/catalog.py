@@ -24,14 +24,14 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from ..engine import quote_identifier
-from ..registry.loader import Registry
-from ..registry.models import Source
-from .dcat import DatasetInfo, build_catalog, data_dictionary, data_dictionary_document
-from .suppression import SuppressedTable, suppress_table, suppression_note
+from citystat.kpis.engine import quote_identifier
+from citystat.registry.loader import Registry
+from citystat.registry.models import Source
+from citystat.publish.dcat import DatasetInfo, build_catalog, data_dictionary, data_dictionary_document
+from citystat.publish.suppression import SuppressedTable, suppress_table, suppression_note
 
 if TYPE_CHECKING:
-    from ..api import CityStat
+    from citystat.api import CityStat
 
 FORMATS = ("csv", "parquet", "xlsx")
 XLSX_MAX_ROWS = 1_048_575  # Excel's sheet limit, less the header row
@@ -278,7 +278,7 @@ def write_catalog(stat: "CityStat", out_dir: str | Path, formats: tuple[str, ...
     """
     import json
 
-    from .dcat import validate_catalog
+    from citystat.publish.dcat import validate_catalog
 
     out = Path(out_dir)
     folder = out / "opendata"

@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import config
+from citystat import config
 
 
 def run_catalog(args: argparse.Namespace) -> int:
-    from ..api import CityStat
-    from ..registry.loader import RegistryError
-    from .catalog import FORMATS, CatalogError, write_catalog
+    from citystat.api import CityStat
+    from citystat.registry.loader import RegistryError
+    from citystat.publish.catalog import FORMATS, CatalogError, write_catalog
 
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
     unknown = [f for f in formats if f not in FORMATS]

@@ -24,7 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from citystat.quality import accrual_periodicity
+from citystat.checks.quality import accrual_periodicity
 
 SCHEMA_DIR = Path(__file__).parent / "schema"
 POD_CONTEXT = "https://project-open-data.cio.gov/v1.1/schema/catalog.jsonld"

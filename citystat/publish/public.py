@@ -23,16 +23,16 @@ from typing import TYPE_CHECKING
 import altair as alt
 import polars as pl
 
-from ..charts import axis_format, format_value
-from ..core.periods import latest_complete_period, period_label
-from ..core.status import Status
-from ..kpi import is_additive
-from ..registry.models import Metric
-from .suppression import is_primary, suppress_long, suppress_rates, suppression_note
+from citystat.display.charts import axis_format, format_value
+from citystat.core.periods import latest_complete_period, period_label
+from citystat.core.status import Status
+from citystat.kpis.frames import is_additive
+from citystat.registry.models import Metric
+from citystat.publish.suppression import is_primary, suppress_long, suppress_rates, suppression_note
 
 if TYPE_CHECKING:
-    from ..api import CityStat
-    from ..quality import Freshness
+    from citystat.api import CityStat
+    from citystat.checks.quality import Freshness
 
 TREND_PERIODS = 26
 PUBLIC_TAG = "public"
@@ -175,7 +175,7 @@ def public_kpi(stat: "CityStat", metric: Metric, as_of_day: date, stale: dict[st
 
 def public_kpis(stat: "CityStat", as_of_day: date | None = None) -> list[PublicKpi]:
     """Every public KPI as of `as_of_day` (default: the last day with data)."""
-    from ..health import stale_sources
+    from citystat.checks.health import stale_sources
 
     as_of_day = as_of_day or stat.rollup.last_data_day()
     if as_of_day is None:

@@ -20,7 +20,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
-from .models import City, Department, Metric, Source
+from citystat.registry.models import City, Department, Metric, Source
 
 DERIVED_TOKEN = re.compile(r"\s*(?:(?P<id>[a-z][a-z0-9_]*)|(?P<num>\d+(?:\.\d+)?)|(?P<op>[-+*/()]))")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 
 def _month(text: str):
-    from .report import parse_month
+    from citystat.results.report import parse_month
 
     try:
         return parse_month(text)
@@ -25,10 +25,10 @@ def _month(text: str):
 
 
 def run_provider_report(args: argparse.Namespace) -> int:
-    from ..api import CityStat
-    from ..reports import html_to_pdf
-    from .data import provider_results
-    from .report import build_provider_report_html, report_filename
+    from citystat.api import CityStat
+    from citystat.display.report import html_to_pdf
+    from citystat.results.data import provider_results
+    from citystat.results.report import build_provider_report_html, report_filename
 
     started = time.monotonic()
     stat = CityStat.open(args.registry).sync()

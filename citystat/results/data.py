@@ -11,7 +11,7 @@ the CLI and a notebook all share it.
 
 contracts.yaml and experiments.yaml live next to the registry file (``registry.root``). Each
 source they name must be a registry source id; it is read with ``SELECT * FROM "<id>"``
-through :class:`citystat.engine.Engine` (the id is checked against the registry first and
+through :class:`citystat.kpis.engine.Engine` (the id is checked against the registry first and
 quoted as an identifier; nothing typed by a user reaches the SQL). What is cheap to check
 against the registry is checked (the source exists and is readable, the columns exist, the
 expressions evaluate on the source's columns), and each problem names the file, the line and
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import polars as pl
 
 from citystat.core.periods import latest_complete_period, period_end
-from citystat.engine import QueryError, quote_identifier
+from citystat.kpis.engine import QueryError, quote_identifier
 from citystat.registry.loader import Problem
 from citystat.results.abtest import ExperimentResult, analyse_experiment, what_works_log
 from citystat.results.expressions import MONTH, metric_rows

@@ -1,7 +1,7 @@
 """Charts and text for results-driven contracting, and the monthly provider progress report.
 
 The report is built the same way as the stat-session briefing packet: HTML from the shared
-renderer (:mod:`citystat.reports`: ``render_html``, ``chart_svg``, ``table_html``), printed to
+renderer (:mod:`citystat.display.report`: ``render_html``, ``chart_svg``, ``table_html``), printed to
 PDF by ``html_to_pdf``. The same chart builders feed the Streamlit pages, so the page and the
 printed report show the same pictures.
 
@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 import altair as alt
 import polars as pl
 
-from citystat.charts import UNITS, format_value
-from citystat.reports import Section, chart_svg, escape, html_to_pdf, render_html, table_html
+from citystat.display.charts import UNITS, format_value
+from citystat.display.report import Section, chart_svg, escape, html_to_pdf, render_html, table_html
 from citystat.results.data import ProviderResults, provider_results, provider_trend
 from citystat.results.expressions import MONTH
 from citystat.results.models import ContractMetric, ProviderContract
@@ -404,7 +404,7 @@ def _expected_text(row: dict, metric: ContractMetric) -> str:
 
 
 def _how_html() -> str:
-    from citystat.reports import safe_markdown
+    from citystat.display.report import safe_markdown
 
     return safe_markdown("\n\n".join([
         HOW_OE, HOW_FLAG, HOW_ADJUSTED,
@@ -415,5 +415,5 @@ def _how_html() -> str:
 
 
 def provider_report_pdf(stat: "CityStat", provider: str, month: date, *, page_size: str = "A4") -> bytes:
-    """The same report printed to PDF (WeasyPrint, via citystat.reports.html_to_pdf)."""
+    """The same report printed to PDF (WeasyPrint, via citystat.display.report.html_to_pdf)."""
     return html_to_pdf(build_provider_report_html(stat, provider, month, page_size=page_size))

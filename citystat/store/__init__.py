@@ -1,11 +1,11 @@
 """CityStat's state store: sessions, commitments, narratives, annotations, alerts,
 notebooks and the audit trail, in SQLite (default) or PostgreSQL. See docs/STATE_STORE.md."""
 
-from .engine import default_url, make_engine, normalise_url
-from .errors import ConflictError, InvalidInput, NotFound, SchemaTooNew, StoreConfigError, StoreError
-from .migrations import LATEST_VERSION, MIGRATIONS, current_version, migrate
-from .models import Alert, Annotation, AuditEntry, Commitment, Narrative, Notebook, ReviewItem, Session
-from .store import GRAINS, Store, open_store
+from citystat.store.engine import default_url, make_engine, normalise_url
+from citystat.store.errors import ConflictError, InvalidInput, NotFound, SchemaTooNew, StoreConfigError, StoreError
+from citystat.store.migrations import LATEST_VERSION, MIGRATIONS, current_version, migrate
+from citystat.store.models import Alert, Annotation, AuditEntry, Commitment, Narrative, Notebook, ReviewItem, Session
+from citystat.store.store import GRAINS, Store, open_store
 
 __all__ = [
                      "GRAINS",

@@ -19,7 +19,7 @@ from typing import TypeVar
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from .errors import StoreConfigError
+from citystat.store.errors import StoreConfigError
 
 T = TypeVar("T")
 

@@ -21,9 +21,9 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from . import schema
-from .engine import write_transaction
-from .errors import SchemaTooNew
+from citystat.store import schema
+from citystat.store.engine import write_transaction
+from citystat.store.errors import SchemaTooNew
 
 #: Arbitrary constant naming CityStat's migration lock among PostgreSQL advisory locks.
 ADVISORY_LOCK_KEY = 0x0C175747

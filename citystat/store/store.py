@@ -16,12 +16,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from . import schema
-from . import validate as check
-from .engine import make_engine, write_transaction
-from .errors import ConflictError, InvalidInput, NotFound
-from .migrations import migrate
-from .models import Alert, Annotation, AuditEntry, Commitment, Narrative, Notebook, ReviewItem, Session, from_row
+from citystat.store import schema
+from citystat.store import validate as check
+from citystat.store.engine import make_engine, write_transaction
+from citystat.store.errors import ConflictError, InvalidInput, NotFound
+from citystat.store.migrations import migrate
+from citystat.store.models import Alert, Annotation, AuditEntry, Commitment, Narrative, Notebook, ReviewItem, Session, from_row
 
 T = TypeVar("T")
 GRAINS = ("day", "week", "month", "quarter", "fiscal_year")

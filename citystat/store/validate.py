@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
-from .errors import InvalidInput
+from citystat.store.errors import InvalidInput
 
 NAME_MAX = 200        # owners, departments, metric ids, actors, titles
 TEXT_MAX = 4_000      # what, notes, narratives, annotations, alert summaries

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ..api import CityStat
-from ..auth import LOCAL_USER, PUBLIC_USER, User
-from ..config import registry_path
+from citystat.api import CityStat
+from citystat.auth import LOCAL_USER, PUBLIC_USER, User
+from citystat.config import registry_path
 
 
 @st.cache_resource(show_spinner=False)
@@ -27,7 +27,7 @@ def current_user() -> User:
     user = st.session_state.get("citystat_user")
     if isinstance(user, User):
         return user
-    from .signin import resolve_user
+    from citystat.ui.signin import resolve_user
 
     user = resolve_user()
     st.session_state["citystat_user"] = user
@@ -39,7 +39,7 @@ __all__ = ["city", "current_user", "PUBLIC_USER", "LOCAL_USER"]
 
 @st.cache_resource(show_spinner=False)
 def _store(url: str | None):
-    from ..store import open_store
+    from citystat.store import open_store
 
     return open_store(url)
 

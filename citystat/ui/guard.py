@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ..auth import PermissionDenied, Role, User
-from .context import current_user
-from .navigation import allowed
+from citystat.auth import PermissionDenied, Role, User
+from citystat.ui.context import current_user
+from citystat.ui.navigation import allowed
 
 
 def require_role(role: Role) -> User:
     """Stop the page unless the current user holds `role` (checked on the server, every run)."""
-    from .shell import ensure_shell
+    from citystat.ui.shell import ensure_shell
 
     ensure_shell()
     user = current_user()

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ..auth import Role, User
-from ..config import PROJECT_ROOT
+from citystat.auth import Role, User
+from citystat.config import PROJECT_ROOT
 
 # (section, file, title, icon, who may see it). A page file that is absent is skipped.
 PAGES = [
@@ -45,7 +45,7 @@ def pages_for(user: User) -> dict[str, list[st.Page]]:
 
     With sign-in configured an Account section (Sign in / Your account) is added.
     """
-    from .signin import account_page, auth_configured, welcome_page
+    from citystat.ui.signin import account_page, auth_configured, welcome_page
 
     sections: dict[str, list[st.Page]] = {}
     first = True

@@ -12,9 +12,9 @@ import threading
 
 import streamlit as st
 
-from .context import city, current_user
-from .navigation import pages_for
-from .signin import account_controls
+from citystat.ui.context import city, current_user
+from citystat.ui.navigation import pages_for
+from citystat.ui.signin import account_controls
 
 _inside = threading.local()
 
@@ -25,7 +25,7 @@ def run_app() -> None:
     # Navigation first: until st.navigation runs, Streamlit would show its default list of page files.
     navigation = st.navigation(pages_for(user), position="sidebar", expanded=True)
     stat = city()
-    from ..replica import notice
+    from citystat.kpis.replica import notice
 
     if text := notice(stat.rollup):
         st.warning(text)

@@ -17,9 +17,9 @@ from typing import Any, Mapping
 
 import streamlit as st
 
-from ..auth import LOCAL_USER, PUBLIC_USER, RoleMapping, RoleMappingError, User, load_role_mapping_file, \
+from citystat.auth import LOCAL_USER, PUBLIC_USER, RoleMapping, RoleMappingError, User, load_role_mapping_file, \
     parse_role_mapping
-from ..config import registry_path
+from citystat.config import registry_path
 
 ROLE_FILE_NAME = "citystat_roles.toml"
 
@@ -100,7 +100,7 @@ def account_controls(user: User, *, key: str = "account") -> None:
 
 def account_page() -> None:
     """The Sign in / Account page added to the navigation when sign-in is configured."""
-    from .context import current_user
+    from citystat.ui.context import current_user
 
     user = current_user()
     if not _claims().get("is_logged_in"):
@@ -121,7 +121,7 @@ def welcome_page() -> None:
     """Shown when a user may see no page of the app (e.g. public pages are not installed)."""
     st.title("CityStat")
     st.info("There is nothing public to show here yet. City staff: sign in to see the dashboards.")
-    from .context import current_user
+    from citystat.ui.context import current_user
 
     account_controls(current_user(), key="welcome")
 

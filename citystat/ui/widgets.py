@@ -7,10 +7,10 @@ from datetime import date
 import polars as pl
 import streamlit as st
 
-from ..api import CityStat
-from ..core.periods import period_end, period_label
-from ..core.status import STATUS_COLOURS, STATUS_LABELS, Status
-from ..kpi import OverviewRow, overview_table
+from citystat.api import CityStat
+from citystat.core.periods import period_end, period_label
+from citystat.core.status import STATUS_COLOURS, STATUS_LABELS, Status
+from citystat.kpis.frames import OverviewRow, overview_table
 
 STATUS_ICONS = {
     Status.ON_TRACK: "🟢",
@@ -89,7 +89,7 @@ def kpi_table(stat: CityStat, rows: list[OverviewRow], *, key: str, show_departm
               stale: dict[str, str] | None = None) -> str | None:
     """Show KPIs as a table with status, value, target, trend and signal; returns a clicked KPI id.
 
-    `stale` maps metric id -> a marker (``citystat.health.stale_marker``) for KPIs reading stale data.
+    `stale` maps metric id -> a marker (``citystat.checks.health.stale_marker``) for KPIs reading stale data.
     """
     table = overview_table(stat.registry, rows)
     if table.is_empty():

@@ -10,7 +10,7 @@ import secrets as secrets_module
 
 import pytest
 
-from citystat.loadtest import PROJECT_ROOT, exception_texts, free_port, start_app, wait_for_app
+from devtools.loadtest import PROJECT_ROOT, exception_texts, free_port, start_app, wait_for_app
 from citystat.ui.navigation import PAGES
 
 pytestmark = [pytest.mark.browser,

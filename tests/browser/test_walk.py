@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from citystat.loadtest import PROJECT_ROOT, exception_texts, wait_for_app
+from devtools.loadtest import PROJECT_ROOT, exception_texts, wait_for_app
 from citystat.ui.navigation import PAGES
 
 pytestmark = pytest.mark.browser
