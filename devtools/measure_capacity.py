@@ -23,7 +23,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from devtools.loadtest import CHROMIUM, CHROMIUM_ARGS, PROJECT_ROOT, start_app, wait_for_app  # noqa: E402
+from devtools.appserver import CHROMIUM, CHROMIUM_ARGS, PROJECT_ROOT, start_app, wait_for_app  # noqa: E402
 from citystat.kpis.refresh import refresh  # noqa: E402
 
 

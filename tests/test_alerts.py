@@ -3,13 +3,9 @@ each case is raised once and e-mailed once, however often cron runs the command.
 
 from __future__ import annotations
 
-import email
-import socket
-from email import policy
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from citystat import CityStat
 from citystat.alerts.run import run_alerts
@@ -17,7 +13,8 @@ from citystat.alerts.rules import load_alert_rules
 from citystat.cli import main
 from citystat.notify import SmtpSettings
 from citystat.store import open_store
-from tests.test_health import CASES, make_city
+from tests.support.smtp import free_port, running_inbox
+from tests.support.cities import CASES, make_city
 
 RULES = """\
 rules:
@@ -43,41 +40,14 @@ rules:
 ELEVATED = sum(e for _, e in CASES.values())   # 14 elevated tests, hand-counted in CASES
 
 
-class Inbox:
-    def __init__(self):
-        self.messages = []
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if address.endswith("@nowhere.invalid"):
-            return "550 no such user"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        message = email.message_from_bytes(envelope.original_content, policy=policy.default)
-        self.messages.append((list(envelope.rcpt_tos), message["Subject"], message.get_content()))
-        return "250 Message accepted for delivery"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture()
 def smtp_server(monkeypatch):
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    monkeypatch.setenv("CITYSTAT_SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("CITYSTAT_SMTP_PORT", str(controller.port))
-    monkeypatch.setenv("CITYSTAT_SMTP_FROM", "citystat@testville.example.gov")
-    monkeypatch.setenv("CITYSTAT_SMTP_TIMEOUT", "5")
-    try:
+    with running_inbox() as inbox:
+        monkeypatch.setenv("CITYSTAT_SMTP_HOST", "127.0.0.1")
+        monkeypatch.setenv("CITYSTAT_SMTP_PORT", str(inbox.port))
+        monkeypatch.setenv("CITYSTAT_SMTP_FROM", "citystat@testville.example.gov")
+        monkeypatch.setenv("CITYSTAT_SMTP_TIMEOUT", "5")
         yield inbox
-    finally:
-        controller.stop()
 
 
 @pytest.fixture()

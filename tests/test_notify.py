@@ -3,47 +3,19 @@
 from __future__ import annotations
 
 import email
-import socket
 from email import policy
 
+
 import pytest
-from aiosmtpd.controller import Controller
 
+from tests.support.smtp import free_port, running_inbox
 from citystat.notify import NotifyError, SmtpSettings, send_email
-
-
-class Inbox:
-    """aiosmtpd handler that keeps every envelope it receives."""
-
-    def __init__(self):
-        self.envelopes = []
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if address.endswith("@nowhere.invalid"):
-            return "550 no such user"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        self.envelopes.append(envelope)
-        return "250 Message accepted for delivery"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture()
 def smtp_server():
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield inbox, controller.port
-    finally:
-        controller.stop()
+    with running_inbox() as inbox:
+        yield inbox, inbox.port
 
 
 def test_message_is_received_with_recipients_subject_and_unicode_body(smtp_server):

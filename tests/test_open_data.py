@@ -17,7 +17,7 @@ from citystat.cli import main
 from citystat.publish.catalog import (CatalogError, catalog_document, catalog_entries, download_bytes,
                                       download_frame)
 from citystat.publish.dcat import validate_catalog
-from tests.test_health import CASES, make_city
+from tests.support.cities import CASES, make_city
 
 
 @pytest.fixture()

@@ -8,7 +8,7 @@ import pytest
 
 from citystat.registry.loader import load_registry
 
-from .apptest_pages import render, texts
+from tests.support.apptest import render, texts
 from .conftest import PROJECT_ROOT
 
 REGISTRY = load_registry(PROJECT_ROOT / "metrics.yaml")

@@ -14,7 +14,7 @@ from citystat import CityStat
 from citystat.auth import PUBLIC_USER
 from citystat.publish.public import kpi_sentence, public_kpis, suppress_series
 from citystat.store import open_store
-from tests.test_health import make_city
+from tests.support.cities import make_city
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 MARKERS = {

@@ -19,16 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from devtools.loadtest import CHROMIUM, CHROMIUM_ARGS, PROJECT_ROOT, exception_texts, start_app, wait_for_app
+from devtools.appserver import CHROMIUM, CHROMIUM_ARGS, PROJECT_ROOT, exception_texts, start_app, wait_for_app
 from citystat.kpis.refresh import refresh
 from citystat.store import open_store
 from tests.test_s3 import WEEK1, WEEK2, parquet_bytes, registry_at
 
-try:
-    from pg_server import pg_server, pg_url  # noqa: F401  (pytest fixtures)
-except ImportError:
-    from tests.pg_server import pg_server, pg_url  # noqa: F401
-from tests.s3_server import s3, s3_server  # noqa: F401  (pytest fixtures)
+from tests.support.pg_server import pg_server, pg_url  # noqa: F401  (pytest fixtures)
+from tests.support.s3_server import s3, s3_server  # noqa: F401  (pytest fixtures)
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed")
 

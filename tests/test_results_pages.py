@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from .apptest_pages import render, texts
+from tests.support.apptest import render, texts
 from .conftest import PROJECT_ROOT
 
 DATA = PROJECT_ROOT / "data"

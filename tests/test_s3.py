@@ -20,7 +20,7 @@ from citystat.files.s3 import (ObjectStoreError, S3Settings, folder_at, list_obj
 from citystat.kpis.refresh import refresh
 from citystat.kpis.replica import PublishedRollups, notice
 
-from tests.s3_server import s3, s3_server  # noqa: F401  (pytest fixtures)
+from tests.support.s3_server import s3, s3_server  # noqa: F401  (pytest fixtures)
 
 WEEK1 = [("2025-01-06 09:00", True), ("2025-01-07 09:00", True), ("2025-01-08 09:00", True),
          ("2025-01-09 09:00", False)]                     # 4 jobs, 3 on time -> 0.75

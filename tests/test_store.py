@@ -26,10 +26,7 @@ from citystat.store import (
     schema,
 )
 
-try:
-    from pg_server import pg_server, pg_url  # pytest fixtures, used by name
-except ImportError:  # tests/ became a package
-    from tests.pg_server import pg_server, pg_url  # noqa: F401
+from tests.support.pg_server import pg_server, pg_url  # noqa: F401  (pytest fixtures)
 
 TODAY = date.today()
 NASTY = "Ünïcödé ☃ 道路 — Robert'); DROP TABLE commitments;-- \"quoted\" \\ %s ?"

@@ -14,10 +14,7 @@ import pytest
 
 from citystat.store import LATEST_VERSION, ConflictError, open_store
 
-try:
-    from pg_server import pg_server, pg_url  # pytest fixtures, used by name
-except ImportError:  # tests/ became a package
-    from tests.pg_server import pg_server, pg_url  # noqa: F401
+from tests.support.pg_server import pg_server, pg_url  # noqa: F401  (pytest fixtures)
 
 WRITERS = 4
 WRITES_EACH = 20

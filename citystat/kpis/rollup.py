@@ -33,8 +33,8 @@ import polars as pl
 from citystat.kpis.engine import Engine, QueryError, period_sql, quote_identifier, quote_literal
 from citystat.registry.loader import Problem, Registry, derived_order, derived_references
 from citystat.registry.models import Aggregation, Measure, Metric
+from citystat.core.periods import GRAINS
 
-GRAINS = ("day", "week", "month", "quarter", "fiscal_year")
 DIMENSION_GRAINS = ("week", "month", "quarter", "fiscal_year")
 
 ROLLUP_SCHEMA = {

@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from citystat.core.periods import Grain
+
 ID_PATTERN = r"^[a-z][a-z0-9_]*$"
 Identifier = Annotated[
     str,
@@ -71,8 +73,6 @@ class Aggregation(StrEnum):
     MIN = "min"
     MAX = "max"
 
-
-Grain = Literal["day", "week", "month", "quarter", "fiscal_year"]
 
 
 class City(Strict):

@@ -16,6 +16,8 @@ import time
 from datetime import date
 from pathlib import Path
 
+from citystat.core.periods import GRAINS
+
 
 class ProgressBar:
     """A one-line text progress bar on a stream (stderr), redrawn in place on a terminal."""
@@ -126,7 +128,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     who.add_argument("--topic", help="a metric tag for a cross-department session (e.g. cityscore)")
     parser.add_argument("--date", type=_parse_date, default=None,
                         help="session date YYYY-MM-DD (default: the weekday after the latest complete week)")
-    parser.add_argument("--grain", choices=["day", "week", "month", "quarter", "fiscal_year"],
+    parser.add_argument("--grain", choices=GRAINS,
                         help="show every KPI at this grain (default: each KPI's own)")
     parser.add_argument("--format", choices=["html", "pdf", "both"], default="both")
     parser.add_argument("--out", default=".", help="folder to write into (default: current folder)")

@@ -22,9 +22,9 @@ from citystat.store.engine import make_engine, write_transaction
 from citystat.store.errors import ConflictError, InvalidInput, NotFound
 from citystat.store.migrations import migrate
 from citystat.store.models import Alert, Annotation, AuditEntry, Commitment, Narrative, Notebook, ReviewItem, Session, from_row
+from citystat.core.periods import GRAINS
 
 T = TypeVar("T")
-GRAINS = ("day", "week", "month", "quarter", "fiscal_year")
 
 
 def open_store(url: str | None = None) -> Store:

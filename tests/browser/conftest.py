@@ -1,7 +1,7 @@
 """Browser-test fixtures: a running app per xdist worker, headless Chromium, error collection.
 
 Every page fixture collects browser console errors and uncaught page errors; a test fails on
-any that is not listed (with a reason) in devtools.loadtest.BENIGN_CONSOLE_ERRORS. A failing
+any that is not listed (with a reason) in devtools.appserver.BENIGN_CONSOLE_ERRORS. A failing
 test leaves a full-page screenshot in test-artifacts/.
 """
 
@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from devtools.loadtest import CHROMIUM, CHROMIUM_ARGS, PROJECT_ROOT, is_benign, start_app
+from devtools.appserver import CHROMIUM, CHROMIUM_ARGS, PROJECT_ROOT, is_benign, start_app
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 

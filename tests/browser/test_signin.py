@@ -10,7 +10,7 @@ import secrets as secrets_module
 
 import pytest
 
-from devtools.loadtest import PROJECT_ROOT, exception_texts, free_port, start_app, wait_for_app
+from devtools.appserver import PROJECT_ROOT, exception_texts, free_port, start_app, wait_for_app
 from citystat.ui.navigation import PAGES
 
 pytestmark = [pytest.mark.browser,

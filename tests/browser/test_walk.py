@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from devtools.loadtest import PROJECT_ROOT, exception_texts, wait_for_app
+from devtools.appserver import PROJECT_ROOT, exception_texts, wait_for_app
 from citystat.ui.navigation import PAGES
 
 pytestmark = pytest.mark.browser
