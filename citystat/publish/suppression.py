@@ -4,29 +4,59 @@ Why: a count of 1..10 people (a child with lead poisoning in one district in one
 identify someone. Sources marked `sensitive` in the registry go through this module before
 any public download or chart.
 
-Method (the standard line-by-line rule used by statistical offices):
+Threat model (the one this module is built and tested against). The reader knows:
 
-1. **Primary suppression** - every count with ``1 <= count <= threshold`` is hidden. Zero may
-   be shown (``show_zero=True``): "nobody" identifies nobody. Totals are counts too, so a
-   small total is hidden as well.
-2. **Complementary suppression** - a *line* is one additive equation of the published table:
-   each row (its cells plus the row total), each column (its cells plus the column total),
-   the total row and the total column. A reader can solve a line that has exactly one hidden
-   cell by subtraction. So, while some line has exactly one hidden cell, hide one more cell
-   of that line: the smallest non-zero interior cell (a total only when no interior cell is
-   left; a zero only when nothing else is left). Repeat until no line has exactly one hidden
-   cell.
+- every cell and every total CityStat publishes, in every table, grain and breakdown of the
+  same counts that is published side by side;
+- the city-wide total of each table (the grand total of a two-way table, the total of each
+  one-way breakdown), even when CityStat hides it: it is usually published elsewhere, e.g. as
+  the city-wide KPI;
+- that counts are non-negative whole numbers and that the parts of a table add up to its
+  totals.
 
-Margins are always treated as known by the reader (they are usually published somewhere,
-e.g. the citywide KPI), even when ``totals=False`` leaves them out of the returned table.
+Guarantee (the protection rule). For every hidden cell holding 1..threshold (threshold 10 by
+default), the interval of values the reader can work out for it from all of the above
+contains 0 or a value above the threshold. Why this rule: the publishing rule itself shows 0
+and shows counts above the threshold; what it protects is the fact "this cell holds 1 to
+threshold people". When the reader's interval reaches 0 they cannot tell that anybody is
+there; when it reaches above the threshold they cannot tell the count is small. Either way
+what they know is also true of a table in which the cell would have been published. In
+particular no hidden small cell can be pinned to an exact value. The city-wide total is
+assumed known, so it is outside the guarantee (hidden when small, never counted as
+protection), and so is the one cell of a breakdown with a single category (it *is* the
+total).
 
-Limits (say so when publishing): this is the line-by-line check, not a full
-linear-programming audit. It guarantees that no hidden cell can be *solved* from a single
-row or column equation, iterated. It does not guarantee that a hidden cell cannot be
-*bounded* (two hidden cells in a line whose difference is 4 tell the reader both lie in a
-narrow interval), nor that combinations of several equations (or other published tables,
-e.g. the same counts by another dimension or by week and by month) cannot pin a cell down.
-For those, use an audit such as tau-ARGUS on the full set of releases.
+Method:
+
+1. **Primary suppression** - every count with ``1 <= count <= threshold`` is hidden, totals
+   included. Zero may be shown (``show_zero=True``): "nobody" identifies nobody.
+2. **Margins first** (two-way tables) - the row totals and the column totals each form a
+   one-way line with the grand total. A line with exactly one hidden cell is solved by
+   subtraction, so one more cell of the line is hidden: the smallest non-zero one (a zero only
+   when nothing else is left; a zero shown next to a lone small cell gives it away: ``[4, 0,
+   0]`` with total 4). This is the same rule as a one-way breakdown, so a series that equals
+   the month totals of a table hides the same months.
+3. **Complementary suppression** - the same rule on each row and each column (its cells plus
+   its total), hiding interior cells; a total only when no interior cell is left. The city-
+   wide total is never counted as hidden.
+4. **Audit and repair** - `citystat.publish.audit` computes, by integer programming, the
+   interval the reader gets for every hidden small cell. While some cell fails the rule, hide
+   the smallest non-zero cell of its row or column that is still shown (an interior cell
+   first; then any cell of the table), re-apply step 3 and audit again. Hiding a cell can only
+   widen the reader's intervals, so a cell that passed stays passed and the loop ends (at
+   worst everything but the city-wide total is hidden).
+
+Every choice is ordered (margins last, non-zero before zero, smallest first, then position),
+so the same table always gives the same publication.
+
+Rates built on suppressed counts are hidden too (`suppress_rates`): a rate times its
+denominator gives the numerator back.
+
+Limits (say so when publishing): tables protected by separate calls are protected
+separately. Two calls that publish the *same* counts (a public KPI series that equals a
+table's month totals) agree because both use the one-way rule above, but cross-table links
+beyond that (e.g. weekly and monthly series of one count, which do not nest) are not audited
+together.
 
 Everything here is pure: plain Polars in, plain Polars out.
 """
@@ -37,6 +67,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
+
+from .audit import exposed_cells, line_equations
 
 TOTAL_LABEL = "Total"
 PRIMARY = "primary"
@@ -86,12 +118,15 @@ def is_primary(count: int, threshold: int, show_zero: bool) -> bool:
 
 def suppress_cells(values: dict[Cell, int], lines: Sequence[Sequence[Cell]], *,
                    threshold: int = 10, show_zero: bool = True,
-                   total_cells: Iterable[Cell] = ()) -> dict[Cell, str]:
+                   total_cells: Iterable[Cell] = (), known_cells: Iterable[Cell] = ()) -> dict[Cell, str]:
     """Decide which cells to hide: returns ``{cell: "primary" | "complementary"}``.
 
-    `values` maps every published cell to its count; `lines` lists the additive equations
-    (each a list of cells whose hidden members a reader would try to solve for);
-    `total_cells` are margins, used as complements only when nothing else is left.
+    `values` maps every cell to its count; `lines` lists the additive equations, each written
+    as its parts followed by its total (the last cell); `total_cells` are margins, used as
+    complements only when nothing else is left; `known_cells` are cells the reader is assumed
+    to know even when hidden (the city-wide total): they are hidden when small but never count
+    as protection and are never chosen as complements. See the module docstring for the
+    method and the guarantee, which `citystat.publish.audit` checks before this returns.
     """
     if threshold < 0:
         raise ValueError(f"suppression threshold must be >= 0, not {threshold}")
@@ -99,6 +134,7 @@ def suppress_cells(values: dict[Cell, int], lines: Sequence[Sequence[Cell]], *,
         if count is None or count < 0:
             raise ValueError(f"cell {cell} has count {count!r}: counts must be non-negative integers")
     totals = set(total_cells)
+    known = set(known_cells)
     hidden: dict[Cell, str] = {
         cell: PRIMARY for cell, count in values.items() if is_primary(count, threshold, show_zero)}
 
@@ -107,19 +143,41 @@ def suppress_cells(values: dict[Cell, int], lines: Sequence[Sequence[Cell]], *,
         count = values[cell]
         return (cell in totals, count == 0, count, cell)
 
-    changed = True
-    while changed:
-        changed = False
-        for line in lines:
-            hidden_in_line = [c for c in line if c in hidden]
-            if len(hidden_in_line) != 1:
-                continue
-            candidates = [c for c in line if c not in hidden]
-            if not candidates:
-                continue
-            hidden[min(candidates, key=complement_order)] = COMPLEMENTARY
-            changed = True
-    return hidden
+    def close(some_lines: Sequence[Sequence[Cell]]) -> None:
+        """Until no line has exactly one hidden (unknown) cell, hide one more in such a line."""
+        changed = True
+        while changed:
+            changed = False
+            for line in some_lines:
+                if sum(1 for c in line if c in hidden and c not in known) != 1:
+                    continue
+                candidates = [c for c in line if c not in hidden and c not in known]
+                if candidates:
+                    hidden[min(candidates, key=complement_order)] = COMPLEMENTARY
+                    changed = True
+
+    margin_lines = [line for line in lines if all(c in totals for c in line)]
+    inner_lines = [line for line in lines if not all(c in totals for c in line)]
+    close(margin_lines)
+    equations = line_equations(lines)
+    lines_of: dict[Cell, list[Sequence[Cell]]] = {}
+    for line in lines:
+        for cell in line:
+            lines_of.setdefault(cell, []).append(line)
+    pending: list[Cell] | None = None   # None: audit every hidden small cell
+    while True:
+        close(inner_lines)
+        pending = exposed_cells(values, equations, hidden, threshold=threshold, known=known,
+                                cells=pending)
+        if not pending:
+            return hidden
+        worst = pending[0]
+        nearby = [c for line in lines_of.get(worst, []) for c in line
+                  if c not in hidden and c not in known]
+        anywhere = [c for c in values if c not in hidden and c not in known]
+        if not (nearby or anywhere):
+            return hidden   # everything is hidden: what is left is implied by the known totals
+        hidden[min(nearby or anywhere, key=complement_order)] = COMPLEMENTARY
 
 
 def recoverable_cells(hidden: Iterable[Cell], lines: Sequence[Sequence[Cell]]) -> set[Cell]:
@@ -182,9 +240,12 @@ def suppress_table(frame: pl.DataFrame, *, count_columns: Sequence[str], row_key
                    total_label: str = TOTAL_LABEL) -> SuppressedTable:
     """Suppress a one- or two-way table of counts (rows x `count_columns`).
 
-    Row and column totals are computed from the frame (never trusted from input), treated as
-    known to the reader and, with ``totals=True``, included in the output as a ``Total``
-    column (two-way tables only) and a ``Total`` row.
+    Row and column totals are computed from the frame (never trusted from input) and, with
+    ``totals=True``, included in the output as a ``Total`` column (two-way tables only) and a
+    ``Total`` row, hidden where the rule says so. The grand total is assumed known to the
+    reader even when hidden. ``totals=False`` leaves the margins out of the output but hides
+    exactly the same cells, so the table stays safe for a reader who has the margins from
+    elsewhere.
 
     >>> t = pl.DataFrame({"district": ["D1", "D2", "D3"], "cases": [3, 50, 47]})
     >>> suppress_table(t, count_columns=["cases"], row_key="district").frame["cases"].to_list()
@@ -215,7 +276,7 @@ def suppress_table(frame: pl.DataFrame, *, count_columns: Sequence[str], row_key
         values[(R, C)] = sum(values[(R, j)] for j in range(C))
     lines, total_cells = table_lines(R, C)
     hidden = suppress_cells(values, lines, threshold=threshold, show_zero=show_zero,
-                            total_cells=total_cells)
+                            total_cells=total_cells, known_cells=[(R, C) if C > 1 else (R, 0)])
 
     out_labels = labels + ([total_label] if totals else [])
     columns = count_columns + ([total_label] if totals and C > 1 else [])
@@ -237,9 +298,11 @@ def suppress_long(frame: pl.DataFrame, *, count_column: str = "value",
                   threshold: int = 10, show_zero: bool = True) -> pl.DataFrame:
     """Suppress the common long format: ``group..., dimension_value, count``.
 
-    Within each group (e.g. metric, grain, period and dimension) the breakdown rows plus the
-    total form one line. The total is the row whose label is null (as in the rollup frame);
-    when a group has no such row, the sum of the group is taken as the known total.
+    Within each group (e.g. metric, grain, period and dimension) the breakdown rows form one
+    line whose sum the reader is assumed to know (the city-wide figure). The row whose label
+    is null (as in the rollup frame) is the published total: hidden when small, but never
+    counted as protection. Groups that share a total (breakdowns of one period by district
+    and by age) are independent once that total is known, so each is protected on its own.
 
     Returns the frame with hidden counts set to null and two columns added: ``suppressed``
     (bool) and ``suppression`` ("primary", "complementary" or null).
@@ -256,27 +319,25 @@ def suppress_long(frame: pl.DataFrame, *, count_column: str = "value",
         part_rows = part["__row"].to_list()
         counts = part[count_column].to_list()
         labels = part[label_column].to_list()
+        if sum(1 for label, count in zip(labels, counts) if label is None and count is not None) > 1:
+            raise ValueError(f"group has two total rows (null {label_column!r})")
         values: dict[Cell, int] = {}
-        line: list[Cell] = []
-        total_cells: set[Cell] = set()
-        total_seen = False
+        parts: list[Cell] = []
+        known: set[Cell] = set()
         for k, (count, label) in enumerate(zip(counts, labels)):
             if count is None:
                 continue
             values[(k, 0)] = int(count)
-            line.append((k, 0))
-            if label is None:
-                if total_seen:
-                    raise ValueError(f"group has two total rows (null {label_column!r})")
-                total_seen = True
-                total_cells.add((k, 0))
-        if not total_seen and len(line) > 1:
-            virtual = (len(counts), 0)  # known to the reader, never published here
-            values[virtual] = sum(values[c] for c in line)
-            line.append(virtual)
-            total_cells.add(virtual)
-        hidden = suppress_cells(values, [line], threshold=threshold, show_zero=show_zero,
-                                total_cells=total_cells)
+            (known.add if label is None else parts.append)((k, 0))
+        # The reader is assumed to know the sum of the breakdown (the city-wide figure); it is
+        # the line's total whether or not a total row is published and whether or not that row
+        # equals the sum (a breakdown may leave records out). A total row is then one more
+        # cell: shown, or hidden when small, never counted as protection.
+        line_total = (len(counts), 0)
+        values[line_total] = sum(values[c] for c in parts)
+        hidden = suppress_cells(values, [parts + [line_total]] if parts else [],
+                                threshold=threshold, show_zero=show_zero,
+                                total_cells={line_total}, known_cells=known | {line_total})
         for (k, _), why in hidden.items():
             if k < len(part_rows):
                 reasons[part_rows[k]] = why
