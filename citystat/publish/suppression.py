@@ -54,9 +54,9 @@ denominator gives the numerator back.
 
 Limits (say so when publishing): tables protected by separate calls are protected
 separately. Two calls that publish the *same* counts (a public KPI series that equals a
-table's month totals) agree because both use the one-way rule above, but cross-table links
-beyond that (e.g. weekly and monthly series of one count, which do not nest) are not audited
-together.
+table's month totals) hide the same ones because both apply the one-way rule above to them
+(unless a last-resort repair had to hide a further margin), but other cross-table links
+(weekly and monthly series of one count, which do not nest) are not audited together.
 
 Everything here is pure: plain Polars in, plain Polars out.
 """
