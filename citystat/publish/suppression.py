@@ -68,7 +68,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from .audit import exposed_cells, line_equations
+from citystat.publish.audit import exposed_cells, line_equations
 
 TOTAL_LABEL = "Total"
 PRIMARY = "primary"
