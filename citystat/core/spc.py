@@ -17,6 +17,15 @@ Wheeler's detection rules, all judged against the limits of the point's own phas
 3. three out of four successive points beyond the half-way line between the centre and a
    natural limit (``x̄ ± 1.330 × mR̄``, i.e. 1.5 sigma), all on the same side.
 
+and the signal of the moving-range chart, which CityStat numbers 4 (``MR_RULE``; it is not
+Western Electric's rule 4):
+
+4. a moving range above the upper range limit ``3.268 × mR̄`` -- a sudden jump. It flags the
+   *later* point of the pair, the period in which the jump was seen.
+
+"Beyond" and "outside" are strict everywhere: a point exactly on a limit, on a half-way line
+or a moving range exactly equal to ``3.268 × mR̄`` is routine variation, not a signal.
+
 Limits are computed once from a baseline and held fixed: recomputing them every period would
 let a sustained shift drag the limits along and hide itself. They are recomputed only at
 declared phase breaks (after a change in the process has been confirmed). A lower limit below
@@ -41,6 +50,8 @@ NPL_FACTOR = 2.660  # natural process limits: centre ± 2.660 × mR̄
 MR_FACTOR = 3.268  # upper range limit: 3.268 × mR̄
 HALF_FACTOR = NPL_FACTOR / 2  # rule 3 lines: centre ± 1.330 × mR̄
 RUN_LENGTH = 8  # rule 2
+WINDOW, WINDOW_HITS = 4, 3  # rule 3: 3 of 4
+MR_RULE = 4  # CityStat's number for the moving-range signal (a sudden jump)
 
 
 def _present(x: float | None) -> bool:
@@ -66,6 +77,16 @@ class Limits:
     def lower_half(self) -> float:
         """Rule-3 line below the centre (half-way to the natural, unclipped lower limit)."""
         return self.centre - HALF_FACTOR * self.mr_bar
+
+    @property
+    def natural_lower(self) -> float:
+        """The lower limit before clipping to a floor (``centre − 2.660 × mR̄``)."""
+        return self.centre - NPL_FACTOR * self.mr_bar
+
+    @property
+    def natural_upper(self) -> float:
+        """The upper limit before clipping to a ceiling (``centre + 2.660 × mR̄``)."""
+        return self.centre + NPL_FACTOR * self.mr_bar
 
     def outside(self, value: float) -> bool:
         """True when ``value`` is strictly outside the limits (rule 1)."""
@@ -111,10 +132,15 @@ def xmr_limits(
 
 
 def detect_signals(values: Sequence[float | None], limits: Limits) -> list[frozenset[int]]:
-    """The Wheeler rules (1, 2, 3) fired at each point of one phase.
+    """The Wheeler rules (1, 2, 3) and the moving-range signal (4) fired at each point of one phase.
 
     Rule 2 marks every point of a run of eight or more; rule 3 marks the points beyond the
-    half-way line in each qualifying window of four. Missing points get no rules.
+    half-way line in each qualifying window of four; rule 4 marks the later point of a
+    moving range above ``limits.mr_upper``. Missing points get no rules.
+
+    >>> limits = Limits(centre=10.0, mr_bar=1.0, lower=7.34, upper=12.66, mr_upper=3.268)
+    >>> [sorted(r) for r in detect_signals([10, 11, 13, 9.5], limits)]
+    [[], [], [1], [4]]
     """
     fired: list[set[int]] = [set() for _ in values]
     positions = [i for i, v in enumerate(values) if _present(v)]
@@ -137,13 +163,18 @@ def detect_signals(values: Sequence[float | None], limits: Limits) -> list[froze
     # Rule 3: 3 of 4 successive points beyond a half-way line, same side.
     above = [x > limits.upper_half for x in xs]
     below = [x < limits.lower_half for x in xs]
-    for start in range(0, len(xs) - 3):
+    for start in range(0, len(xs) - WINDOW + 1):
         for beyond in (above, below):
-            window = range(start, start + 4)
-            if sum(beyond[j] for j in window) >= 3:
+            window = range(start, start + WINDOW)
+            if sum(beyond[j] for j in window) >= WINDOW_HITS:
                 for j in window:
                     if beyond[j]:
                         fired[positions[j]].add(3)
+
+    # Rule 4: a moving range above the upper range limit flags the later point of the pair.
+    for i, mr in enumerate(moving_ranges(values)):
+        if mr is not None and mr > limits.mr_upper:
+            fired[i].add(MR_RULE)
 
     return [frozenset(f) for f in fired]
 
@@ -178,6 +209,7 @@ RULE_DESCRIPTIONS = {
     1: "Rule 1: outside the natural process limits",
     2: "Rule 2: 8 or more successive points on one side of the centre line",
     3: "Rule 3: 3 of 4 successive points beyond the half-way line, same side",
+    MR_RULE: "Sudden jump: the change from the period before is above the upper range limit",
 }
 
 
@@ -236,3 +268,250 @@ def process_behaviour(
                 )
             )
     return results
+
+
+# --- signals in plain words -----------------------------------------------------------------
+#
+# What "signal" means, once, for every view (card, table, chart, packet):
+#
+# * A *point* signals when any rule (1, 2, 3 or the sudden jump 4) fires at it; that is
+#   ``PointResult.signal`` and the diamond on the chart.
+# * A *signal* (the ``Signal`` below) is one episode: successive flagged points of one rule on
+#   one side -- a run of 8 weeks above the centre is one signal "since" its first week, not
+#   eight.
+# * The KPI is *signalling now* when its latest plotted point signals (``signal_now``). A run
+#   that is still going on includes the latest point, so "8 weeks in a row worse ... since
+#   14 Sep" is a signal now; a run that ended before the latest point is a *recent* signal,
+#   reported as such and never as "now". A latest point inside the limits that does not
+#   extend a run is "no signal now", whatever happened before.
+
+Way = str  # "above" | "below" (the usual level, rules 1-3) or "up" | "down" (a jump, rule 4)
+Verdict = str  # "good" | "bad" | "neutral"
+
+# Rule order for the headline when the latest point fires several: a sustained run says most
+# (since when), then a point outside the limits, a jump, and the early warning of rule 3.
+_HEADLINE_ORDER = {2: 0, 1: 1, MR_RULE: 2, 3: 3}
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One signal episode of a KPI, in the terms a sentence needs.
+
+    ``start``/``end`` are indices into the series (the same indices as the periods' labels);
+    ``points`` is how many plotted points the rule flagged, ``span`` how many plotted points
+    lie from ``start`` to ``end`` (they differ only for rule 3, where a point inside the
+    half-way line can sit between flagged ones). ``way`` is ``"above"``/``"below"`` the usual
+    level for rules 1-3 and ``"up"``/``"down"`` for a jump; ``verdict`` says whether that way is
+    good, bad or neutral for the KPI's direction.
+    """
+
+    rule: int
+    start: int
+    end: int
+    points: int
+    span: int
+    way: Way
+    verdict: Verdict
+
+
+def verdict_for(way: Way, direction: str) -> Verdict:
+    """Is movement ``way`` good or bad for a KPI whose ``direction`` is higher/lower/neutral?
+
+    >>> verdict_for("above", "lower"), verdict_for("up", "higher"), verdict_for("down", "neutral")
+    ('bad', 'good', 'neutral')
+    """
+    if direction not in ("higher", "lower", "neutral"):
+        raise ValueError(f"direction must be higher, lower or neutral, not {direction!r}")
+    if direction == "neutral":
+        return "neutral"
+    upward = way in ("above", "up")
+    return "good" if upward == (direction == "higher") else "bad"
+
+
+def _point_way(rule: int, point: PointResult, previous: float | None) -> Way:
+    assert point.value is not None and point.centre is not None
+    if rule == MR_RULE:
+        return "up" if previous is not None and point.value > previous else "down"
+    return "above" if point.value > point.centre else "below"
+
+
+def signals(points: Sequence[PointResult], direction: str) -> list[Signal]:
+    """The signal episodes of a chart (output of ``process_behaviour``), oldest first.
+
+    Successive flagged points of rules 1 and 2 on the same side form one episode (a missing
+    period does not break it, as it does not break a rule-2 run); for rule 3, flagged points on
+    the same side with at most one plotted point between them; each jump (rule 4) is its own
+    episode. Episodes never cross a phase break.
+
+    >>> pts = process_behaviour([10, 11, 10, 11, 10, 11, 10, 11, 15, 15], baseline_points=8)
+    >>> [(s.rule, s.start, s.end, s.way, s.verdict) for s in signals(pts, "lower")]
+    [(1, 8, 9, 'above', 'bad'), (4, 8, 8, 'up', 'bad')]
+    """
+    plotted = [i for i, p in enumerate(points) if p.value is not None]
+    order = {i: k for k, i in enumerate(plotted)}  # series index -> plotted position
+    out: list[Signal] = []
+    open_: dict[tuple[int, Way], list[int]] = {}  # (rule, way) -> flagged series indices
+
+    def close(key: tuple[int, Way]) -> None:
+        idx = open_.pop(key)
+        rule, way = key
+        out.append(Signal(rule=rule, start=idx[0], end=idx[-1], points=len(idx),
+                          span=order[idx[-1]] - order[idx[0]] + 1, way=way,
+                          verdict=verdict_for(way, direction)))
+
+    previous: PointResult | None = None
+    for i in plotted:
+        point = points[i]
+        if previous is not None and previous.phase != point.phase:
+            for key in list(open_):
+                close(key)
+        prior_value = points[i - 1].value if i > 0 else None
+        fired = {(rule, _point_way(rule, point, prior_value)) for rule in point.rules}
+        for key in list(open_):
+            rule, _ = key
+            last = open_[key][-1]
+            gap = order[i] - order[last]
+            keeps = key in fired and (gap <= 2 if rule == 3 else gap == 1) and rule != MR_RULE
+            if key not in fired and (rule != 3 or gap >= 2):
+                close(key)  # the run has ended (rule 3 tolerates one point between)
+            elif key in fired and not keeps:
+                close(key)
+        for key in sorted(fired):
+            open_.setdefault(key, []).append(i)
+        previous = point
+    for key in list(open_):
+        close(key)
+    return sorted(out, key=lambda s: (s.start, s.rule, s.end))
+
+
+@dataclass(frozen=True)
+class SignalNow:
+    """Is the KPI signalling now, and how -- the one answer every view shows.
+
+    ``latest`` is the index of the latest plotted point (None when nothing is plotted).
+    ``now`` holds the signals that include it, headline first (a run, then outside the limits,
+    then a jump, then rule 3); ``recent`` the signals that ended within the ``recent_points``
+    plotted points before it, newest first. ``verdict`` is that of the signal now -- "bad" if
+    any signal now is bad, else "good" if any is good, else "neutral" -- or None when there is
+    no signal now.
+    """
+
+    latest: int | None
+    now: tuple[Signal, ...]
+    recent: tuple[Signal, ...]
+
+    @property
+    def signalling(self) -> bool:
+        return bool(self.now)
+
+    @property
+    def verdict(self) -> Verdict | None:
+        verdicts = {s.verdict for s in self.now}
+        for v in ("bad", "good", "neutral"):
+            if v in verdicts:
+                return v
+        return None
+
+
+def signal_now(points: Sequence[PointResult], direction: str, recent_points: int = 8) -> SignalNow:
+    """Whether the latest plotted point signals, and which signals ended shortly before it.
+
+    Pass the chart up to the period being reviewed (the "as of" period): the latest plotted
+    point is the last non-missing value of ``points``.
+
+    >>> pts = process_behaviour([10, 11] * 4 + [13, 13, 13, 13, 13, 13, 13, 13], baseline_points=8)
+    >>> now = signal_now(pts, "higher")
+    >>> now.signalling, [(s.rule, s.start) for s in now.now], now.verdict
+    (True, [(2, 7), (3, 8)], 'good')
+    """
+    plotted = [i for i, p in enumerate(points) if p.value is not None]
+    if not plotted:
+        return SignalNow(latest=None, now=(), recent=())
+    latest = plotted[-1]
+    window_start = plotted[max(0, len(plotted) - 1 - recent_points)]
+    found = signals(points, direction)
+    now = sorted((s for s in found if s.end == latest), key=lambda s: _HEADLINE_ORDER[s.rule])
+    recent = sorted((s for s in found if window_start <= s.end < latest),
+                    key=lambda s: (-s.end, _HEADLINE_ORDER[s.rule]))
+    return SignalNow(latest=latest, now=tuple(now), recent=tuple(recent))
+
+
+def _plural(n: int, grain: str) -> str:
+    return f"{n} {grain}" if n == 1 else f"{n} {grain}s"
+
+
+def _at(index: int, labels: Sequence[str], grain: str, latest: int) -> str:
+    if index == latest:
+        return "on the latest day" if grain == "day" else f"this {grain}"
+    return f"on {labels[index]}" if grain == "day" else f"in the {grain} of {labels[index]}"
+
+
+def _since(signal: Signal, labels: Sequence[str], latest: int) -> str:
+    if signal.end == latest:
+        return f"since {labels[signal.start]}"
+    return f"from {labels[signal.start]} to {labels[signal.end]}"
+
+
+_COMPARE = {("good", "above"): "better", ("good", "below"): "better",
+            ("bad", "above"): "worse", ("bad", "below"): "worse",
+            ("neutral", "above"): "higher", ("neutral", "below"): "lower"}
+
+
+def describe_signal(signal: Signal, labels: Sequence[str], grain: str = "week",
+                    latest: int | None = None) -> str:
+    """One signal in plain English, with no rule numbers.
+
+    ``labels`` are the periods' labels by series index ("14 Sep"), ``grain`` the period noun
+    ("day", "week", "month", "quarter", "year"), ``latest`` the index of the latest plotted
+    point (default: the last label) -- it decides "this week" and "since" versus "from ... to".
+
+    >>> labels = [f"{d} Sep" for d in range(1, 31)]
+    >>> describe_signal(Signal(2, 13, 20, 8, 8, "below", "bad"), labels, "week", latest=20)
+    '8 weeks in a row worse than the usual level since 14 Sep — a real change, not noise'
+    >>> describe_signal(Signal(1, 20, 20, 1, 1, "above", "good"), labels, "week", latest=20)
+    'Above the upper process limit this week — better than routine variation explains'
+    >>> describe_signal(Signal(4, 20, 20, 1, 1, "up", "neutral"), labels, "week", latest=20)
+    'A sudden jump up this week: the change from last week is larger than routine week-to-week variation'
+    """
+    latest = len(labels) - 1 if latest is None else latest
+    compare = _COMPARE.get((signal.verdict, signal.way), "")
+    if signal.rule == MR_RULE:
+        move = "jump up" if signal.way == "up" else "drop"
+        verdict = "" if signal.verdict == "neutral" else f" ({'better' if signal.verdict == 'good' else 'worse'})"
+        before = f"last {grain}" if signal.end == latest else f"the {grain} before"
+        return (f"A sudden {move} {_at(signal.end, labels, grain, latest)}{verdict}: the change from "
+                f"{before} is larger than routine {grain}-to-{grain} variation")
+    if signal.rule == 1:
+        limit = "above the upper process limit" if signal.way == "above" else "below the lower process limit"
+        tail = f" — {compare} than routine variation explains"
+        if signal.points == 1:
+            return limit[0].upper() + limit[1:] + f" {_at(signal.end, labels, grain, latest)}{tail}"
+        return f"{_plural(signal.points, grain)} in a row {limit} {_since(signal, labels, latest)}{tail}"
+    if signal.rule == 2:
+        level = f"{compare} than" if signal.verdict != "neutral" else signal.way
+        return (f"{_plural(signal.points, grain)} in a row {level} the usual level "
+                f"{_since(signal, labels, latest)} — a real change, not noise")
+    if signal.rule == 3:
+        side = "upper" if signal.way == "above" else "lower"
+        level = f"{compare} than the usual level" if signal.verdict != "neutral" else f"{signal.way} the usual level"
+        return (f"{signal.points} of {max(signal.span, WINDOW)} {grain}s {_since(signal, labels, latest)} "
+                f"close to the {side} process limit — {level}, an early sign of a real change")
+    raise ValueError(f"unknown rule {signal.rule}")
+
+
+def describe_signal_now(status: SignalNow, labels: Sequence[str], grain: str = "week") -> str:
+    """The card/packet sentence: the signal now, or "no signal" and the latest recent one.
+
+    >>> describe_signal_now(SignalNow(latest=3, now=(), recent=()), ["a", "b", "c", "d"])
+    'No signal this week: the latest value is within routine variation.'
+    """
+    if status.latest is None:
+        return "No values to judge yet."
+    latest = status.latest
+    if status.now:
+        return ". ".join(describe_signal(s, labels, grain, latest) for s in status.now) + "."
+    when = "on the latest day" if grain == "day" else f"this {grain}"
+    text = f"No signal {when}: the latest value is within routine variation."
+    if status.recent:
+        text += f" Earlier: {describe_signal(status.recent[0], labels, grain, latest)}."
+    return text
