@@ -10,12 +10,27 @@ from pathlib import Path
 
 import pytest
 
+import doctest
+
+import citystat.core.spc as spc
 from citystat.core.spc import (
+    HALF_FACTOR,
+    MR_FACTOR,
+    MR_RULE,
+    NPL_FACTOR,
+    RULE_DESCRIPTIONS,
     Limits,
+    Signal,
+    SignalNow,
+    describe_signal,
+    describe_signal_now,
     detect_signals,
     format_rules,
     moving_ranges,
     process_behaviour,
+    signal_now,
+    signals,
+    verdict_for,
     xmr_limits,
 )
 
@@ -167,3 +182,140 @@ def test_boston_daily_cityscore_outliers_are_rule_1_signals() -> None:
     outside = sum(1 for p in points if 1 in p.rules)
     assert 2 <= outside < len(points) / 2
     assert math.isfinite(first.mr_upper)
+
+
+# --- rule boundaries, signal episodes and sentences (fixtures/spc/rules) ----------------------
+
+RULE_CASES = sorted((FIXTURES / "spc" / "rules").glob("*.json"))
+
+
+def test_constants_are_wheelers() -> None:
+    assert NPL_FACTOR == 2.660 and MR_FACTOR == 3.268 and HALF_FACTOR == 1.330
+    assert MR_RULE == 4 and set(RULE_DESCRIPTIONS) == {1, 2, 3, 4}
+
+
+@pytest.mark.parametrize("path", RULE_CASES, ids=[p.stem for p in RULE_CASES])
+def test_rule_boundary(path: Path) -> None:
+    case = _load(path)
+    given, expected = case["input"], case["expected"]
+    assert case["worked"]
+    points = process_behaviour(given["values"], baseline_points=given["baseline_points"])
+    limits = expected["limits"]
+    last = points[-1]
+    assert (last.centre, last.lower, last.upper, last.mr_upper) == pytest.approx(
+        (limits["centre"], limits["lower"], limits["upper"], limits["mr_upper"]), abs=1e-12)
+    base = xmr_limits(given["values"][: given["baseline_points"]])
+    assert (base.mr_bar, base.lower_half, base.upper_half) == pytest.approx(
+        (limits["mr_bar"], limits["lower_half"], limits["upper_half"]), abs=1e-12)
+
+    assert {i: sorted(p.rules) for i, p in enumerate(points) if p.rules} == {
+        int(k): v for k, v in expected["rules"].items()}
+    assert [p.signal for p in points] == [str(i) in expected["rules"] for i in range(len(points))]
+
+    found = signals(points, given["direction"])
+    assert [[s.rule, s.start, s.end, s.way, s.verdict] for s in found] == expected["signals"]
+
+    status = signal_now(points, given["direction"])
+    assert status.latest == len(points) - 1
+    assert status.signalling == bool(points[-1].rules)
+    assert describe_signal_now(status, given["labels"], given["grain"]) == expected["now"]
+
+
+def test_rule_fixtures_cover_every_boundary() -> None:
+    names = {p.stem for p in RULE_CASES}
+    assert {"rule1_on_limit", "rule1_just_beyond", "rule2_eight", "rule2_seven", "rule3_three_of_four",
+            "rule3_two_of_four", "rule3_on_half_line", "jump_at_limit", "jump_just_above"} <= names
+
+
+def test_jump_flags_the_later_point_and_not_across_a_gap_or_phase() -> None:
+    limits = Limits(centre=0.0, mr_bar=1.0, lower=-2.66, upper=2.66, mr_upper=3.268)
+    assert [sorted(r) for r in detect_signals([-1.7, 1.7, None, -1.7, 1.7], limits)] == [[], [4], [], [], [4]]
+    assert [sorted(r) for r in detect_signals([-1.7, None, 1.7], limits)] == [[], [], []]
+    # a phase break: the first moving range of phase 2 is not taken across the break
+    points = process_behaviour([0.5, -0.5] * 4 + [9.5, 10.5] * 4, phase_starts=[8], baseline_points=8)
+    assert not any(p.rules for p in points)
+
+
+def test_signal_episodes_group_runs_and_split_jumps() -> None:
+    labels = [f"w{i}" for i in range(20)]
+    points = process_behaviour([0.5, -0.5] * 4 + [3.0, 3.0, None, 3.0, -0.5, -4.0, 0.0], baseline_points=8)
+    found = signals(points, "neutral")
+    # 8, 9, (gap), 11 outside the upper limit: one rule-1 episode of 3 points; 13 below
+    assert [(s.rule, s.start, s.end, s.points, s.way) for s in found if s.rule == 1] == [
+        (1, 8, 11, 3, "above"), (1, 13, 13, 1, "below")]
+    assert describe_signal(found[0], labels, "week", latest=14) == (
+        "3 weeks in a row above the upper process limit from w8 to w11 — higher than routine variation explains")
+    jumps = [(s.start, s.way) for s in found if s.rule == 4]
+    # moving ranges: 8 |3+0.5| = 3.5 up; 12 |-0.5-3| = 3.5 down (11 is after a gap, so no range at 11);
+    # 13 |-4+0.5| = 3.5 down; 14 |0+4| = 4 up -- all > 3.268, each its own episode
+    assert jumps == [(8, "up"), (12, "down"), (13, "down"), (14, "up")]
+
+
+def test_signal_now_recent_window() -> None:
+    # a jump at index 9, then 8 quiet points (10..17): index 9 is the 8th point before the latest
+    values = [0.5, -0.5] * 4 + [-1.64, 1.64] + [0.5, -0.5] * 4
+    points = process_behaviour(values, baseline_points=8)
+    assert [s.end for s in signal_now(points, "higher", recent_points=7).recent] == []
+    assert [s.end for s in signal_now(points, "higher", recent_points=8).recent] == [9]
+    assert signal_now(process_behaviour([None, None]), "higher") == SignalNow(latest=None, now=(), recent=())
+
+
+def test_verdicts() -> None:
+    assert [verdict_for(w, "higher") for w in ("above", "below", "up", "down")] == ["good", "bad", "good", "bad"]
+    assert [verdict_for(w, "lower") for w in ("above", "below", "up", "down")] == ["bad", "good", "bad", "good"]
+    assert {verdict_for(w, "neutral") for w in ("above", "below", "up", "down")} == {"neutral"}
+    with pytest.raises(ValueError, match="direction"):
+        verdict_for("above", "up")
+
+
+@pytest.mark.parametrize("signal, grain, latest, text", [
+    (Signal(1, 5, 5, 1, 1, "below", "neutral"), "day", 5,
+     "Below the lower process limit on the latest day — lower than routine variation explains"),
+    (Signal(1, 3, 3, 1, 1, "above", "bad"), "month", 5,
+     "Above the upper process limit in the month of L3 — worse than routine variation explains"),
+    (Signal(1, 3, 3, 1, 1, "above", "bad"), "day", 5,
+     "Above the upper process limit on L3 — worse than routine variation explains"),
+    (Signal(2, 0, 5, 6, 6, "below", "neutral"), "quarter", 5,
+     "6 quarters in a row below the usual level since L0 — a real change, not noise"),
+    (Signal(2, 0, 4, 8, 8, "above", "good"), "week", 5,
+     "8 weeks in a row better than the usual level from L0 to L4 — a real change, not noise"),
+    (Signal(3, 1, 5, 4, 5, "below", "bad"), "week", 5,
+     "4 of 5 weeks since L1 close to the lower process limit — worse than the usual level, an early sign of a real change"),
+    (Signal(3, 2, 4, 3, 3, "above", "neutral"), "week", 5,
+     "3 of 4 weeks from L2 to L4 close to the upper process limit — above the usual level, an early sign of a real change"),
+    (Signal(4, 2, 2, 1, 1, "down", "good"), "day", 5,
+     "A sudden drop on L2 (better): the change from the day before is larger than routine day-to-day variation"),
+])
+def test_sentence_templates(signal: Signal, grain: str, latest: int, text: str) -> None:
+    assert describe_signal(signal, [f"L{i}" for i in range(6)], grain, latest) == text
+
+
+def test_spc_doctests() -> None:
+    assert doctest.testmod(spc).failed == 0
+
+
+BOSTON_SHARED = Path("/work/shared/realdata/boston_cityscore_daily_2016-2019.csv")
+
+
+def test_boston_daily_cityscore_sudden_jumps() -> None:
+    """Moving ranges above the upper range limit on Boston's daily CityScore, with limits as the
+    product computes them: the first 20 values, floor 0, no phase breaks."""
+    path = BOSTON_DAILY if BOSTON_DAILY.exists() else BOSTON_SHARED
+    if not path.exists():
+        pytest.skip(f"Boston daily CityScore not found at {BOSTON_DAILY} or {BOSTON_SHARED}")
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    values = [float(r["cty_scr_day_agg"]) for r in rows]
+    points = process_behaviour(values, floor=0.0)
+
+    # the upper range limit worked out here without the module: 3.268 x mean of the first 19 ranges
+    ranges = [abs(b - a) for a, b in zip(values, values[1:])]
+    url = 3.268 * sum(ranges[:19]) / 19
+    expected = [i + 1 for i, r in enumerate(ranges) if r > url]
+    jumps = [i for i, p in enumerate(points) if MR_RULE in p.rules]
+    assert jumps == expected
+    assert len(jumps) == 20
+    not_outside = [i for i in jumps if 1 not in points[i].rules]
+    assert len(not_outside) == 12  # the later point is inside the natural process limits
+    alone = [rows[i]["etl_load_date"][:10] for i in jumps if points[i].rules == {MR_RULE}]
+    assert len(alone) == 3  # no rule 1, 2 or 3 at the point: only the jump says something happened

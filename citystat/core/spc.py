@@ -513,5 +513,6 @@ def describe_signal_now(status: SignalNow, labels: Sequence[str], grain: str = "
     when = "on the latest day" if grain == "day" else f"this {grain}"
     text = f"No signal {when}: the latest value is within routine variation."
     if status.recent:
-        text += f" Earlier: {describe_signal(status.recent[0], labels, grain, latest)}."
+        earlier = describe_signal(status.recent[0], labels, grain, latest)
+        text += f" Earlier: {earlier[0].lower() + earlier[1:]}."
     return text
