@@ -16,7 +16,14 @@ guess.
   - mix effect ``r_i·(w_i' − w_i)`` (its share of the denominator moved, at its old rate).
 
   A value new in the later period (``D_i = 0``) is all mix: ``c_i = r_i'·w_i'``; a value gone
-  from it (``D_i' = 0``) too: ``c_i = −r_i·w_i``. A numerator without a denominator
+  from it (``D_i' = 0``) too: ``c_i = −r_i·w_i``.
+
+  Caution: this contribution counts a value's growth in volume at its *whole* rate, so a
+  channel that grows with a below-average rate still "pulls the rate up". ``centred=True``
+  measures the mix effect against the overall prior rate ``R`` instead:
+  ``c_i* = c_i − R·(w_i' − w_i)``, mix ``(r_i − R)·(w_i' − w_i)``, same rate effect. Because
+  ``Σ (w_i' − w_i) = 0`` the centred contributions still sum exactly to ``R' − R``, and a
+  value that only grew at the average rate contributes nothing. A numerator without a denominator
   (``N_i ≠ 0`` with ``D_i = 0``, malformed input) still gets its exact ``c_i`` but no split.
   When a whole period has no denominator the total rate is undefined and nothing is split.
 * **median, percentile, min, max, count_distinct** do not decompose: the overall median is
@@ -132,6 +139,7 @@ def attribute_change(
     empty_label: str = "(not recorded)",
     total_before: float | None = None,
     total_after: float | None = None,
+    centred: bool = False,
 ) -> Attribution:
     """Each value's contribution to the change of the KPI from ``before`` to ``after``.
 
@@ -139,6 +147,7 @@ def attribute_change(
     count/sum and for the statistics that do not decompose, a ``(numerator, denominator)`` pair
     for rate/avg. Totals are computed for count/sum/rate/avg; for the others pass the KPI's own
     ``total_before``/``total_after`` (the overall median cannot be rebuilt from groups).
+    ``centred`` picks the centred mix effect for rate/avg (see the module doc).
 
     >>> a = attribute_change("rate", {"web": (45, 50), "phone": (40, 50)}, {"web": (30, 40), "phone": (54, 60)})
     >>> round(a.total_change, 4), [round(c.contribution, 4) for c in a.contributions]
@@ -151,7 +160,7 @@ def attribute_change(
     if kind in ADDITIVE:
         return _additive(kind, old, new, labels)
     if kind in RATIO:
-        return _ratio(kind, old, new, labels)
+        return _ratio(kind, old, new, labels, centred)
     rows = []
     for label in labels:
         b, a = old.get(label), new.get(label)
@@ -179,7 +188,7 @@ def _additive(kind: str, old: dict, new: dict, labels: list[str]) -> Attribution
                        contributions=tuple(rows))
 
 
-def _ratio(kind: str, old: dict, new: dict, labels: list[str]) -> Attribution:
+def _ratio(kind: str, old: dict, new: dict, labels: list[str], centred: bool) -> Attribution:
     def pair(figures: dict, label: str) -> tuple[float, float]:
         figure = figures.get(label)
         return (0.0, 0.0) if figure is None else (float(figure[0]), float(figure[1]))
@@ -200,9 +209,11 @@ def _ratio(kind: str, old: dict, new: dict, labels: list[str]) -> Attribution:
         if change is not None:
             contribution = na / d_a - nb / d_b  # type: ignore[operator]
             wb, wa = db / d_b, da / d_a  # type: ignore[operator]
+            if centred:
+                contribution -= total_b * (wa - wb)  # type: ignore[operator]
             if rb is not None and ra is not None:
-                rate, mix = (ra - rb) * wa, rb * (wa - wb)
-            elif (rb is None and nb == 0) or (ra is None and na == 0):
+                rate, mix = (ra - rb) * wa, (rb - (total_b if centred else 0.0)) * (wa - wb)  # type: ignore[operator]
+            elif (db > 0 or nb == 0) and (da > 0 or na == 0):
                 rate, mix = 0.0, contribution  # new, gone or empty in both: all mix
         share = None
         if contribution is not None and change is not None and abs(change) > _ZERO:
@@ -239,7 +250,8 @@ def drivers(att: Attribution) -> tuple[Contribution, ...]:
     if change is None or att.unchanged:
         return ()
     found = [c for c in att.contributions if (k := _key(att, c)) is not None and k * change > 0]
-    return tuple(sorted(found, key=lambda c: (-abs(_key(att, c) or 0.0), c.value)))
+    # rounded so that float noise (0.19999999999999996 vs 0.2) does not decide a tie
+    return tuple(sorted(found, key=lambda c: (-round(abs(_key(att, c) or 0.0), 12), c.value)))
 
 
 def percentage_points(delta: float) -> str:
