@@ -12,7 +12,7 @@ import citystat.core.assurance as assurance_module
 from citystat.core.assurance import (
     ASSURANCE_LABELS,
     ASSURANCE_SENTENCES,
-    assurance,
+    assurance_for,
     assurance_now,
     describe_assurance,
 )
@@ -23,15 +23,15 @@ CASES = json.loads((Path(__file__).parent / "fixtures" / "spc" / "assurance" / "
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{c['direction']}-{c['target']}-{c['expected']}-{i}" for i, c in enumerate(CASES)])
 def test_assurance_cases(case: dict) -> None:
-    got = assurance(case["lower"], case["upper"], case["target"], case["direction"],
+    got = assurance_for(case["lower"], case["upper"], case["target"], case["direction"],
                     floor=case["floor"], ceiling=case["ceiling"])
     assert got == case["expected"], case["why"]
 
 
 def test_nan_target_is_no_target_and_bad_direction_is_an_error() -> None:
-    assert assurance(1.0, 2.0, float("nan"), "higher") == "no_target"
+    assert assurance_for(1.0, 2.0, float("nan"), "higher") == "no_target"
     with pytest.raises(ValueError, match="direction"):
-        assurance(1.0, 2.0, 1.5, "up")
+        assurance_for(1.0, 2.0, 1.5, "up")
 
 
 def test_assurance_now_uses_the_latest_phase() -> None:

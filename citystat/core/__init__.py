@@ -4,7 +4,7 @@ comparisons and change attribution.
 Imports neither Streamlit nor DuckDB, so it runs in milliseconds in tests and notebooks.
 """
 
-from citystat.core.assurance import ASSURANCE_LABELS, assurance, assurance_now, describe_assurance
+from citystat.core.assurance import ASSURANCE_LABELS, assurance_for, assurance_now, describe_assurance
 from citystat.core.attribution import (
     Attribution,
     Contribution,
@@ -55,7 +55,7 @@ __all__ = [
     "STATUS_LABELS",
     "Attribution", "Comparison", "Contribution", "Grain", "Limits", "PointResult", "Signal", "SignalNow",
     "Status",
-    "assurance", "assurance_now", "attribute_change", "boston_score", "city_score",
+    "assurance_for", "assurance_now", "attribute_change", "boston_score", "city_score",
     "compare_with_prior_and_last_year", "describe_assurance", "describe_contribution", "describe_signal",
     "describe_signal_now", "detect_signals", "drivers", "explain_change", "fiscal_year", "format_rules",
     "latest_complete_period", "metric_score", "moving_ranges", "percentage_points", "period_end",

@@ -29,9 +29,9 @@ higher is better, ``<=`` when lower is better):
   e.g. 100 %): values pile up at the bound, so a target of exactly 100 % is reached in some
   periods -- **hit and miss**. Pass the same ``floor``/``ceiling`` the limits were clipped to.
 
->>> assurance(lower=0.80, upper=0.90, target=0.95, direction="higher")
+>>> assurance_for(lower=0.80, upper=0.90, target=0.95, direction="higher")
 'misses'
->>> assurance(lower=0.80, upper=0.90, target=0.80, direction="higher")
+>>> assurance_for(lower=0.80, upper=0.90, target=0.80, direction="higher")
 'meets'
 """
 
@@ -76,7 +76,7 @@ def _missing(x: float | None) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
 
 
-def assurance(
+def assurance_for(
     lower: float | None,
     upper: float | None,
     target: float | None,
@@ -91,9 +91,9 @@ def assurance(
     for no assurance are ``"neutral"``, ``"no_target"`` and ``"not_enough_data"``, checked in
     that order.
 
-    >>> assurance(0.5, 1.0, 1.0, "higher", ceiling=1.0)  # upper clipped to 100 %
+    >>> assurance_for(0.5, 1.0, 1.0, "higher", ceiling=1.0)  # upper clipped to 100 %
     'hit_and_miss'
-    >>> assurance(2.0, 9.0, 1.0, "lower")
+    >>> assurance_for(2.0, 9.0, 1.0, "lower")
     'misses'
     """
     if direction not in ("higher", "lower", "neutral"):
@@ -133,9 +133,9 @@ def assurance_now(
     not the one running now.
     """
     if not points:
-        return assurance(None, None, target, direction)
+        return assurance_for(None, None, target, direction)
     last = points[-1]
-    return assurance(last.lower, last.upper, target, direction, floor=floor, ceiling=ceiling)
+    return assurance_for(last.lower, last.upper, target, direction, floor=floor, ceiling=ceiling)
 
 
 def describe_assurance(kind: str) -> str:
