@@ -319,3 +319,16 @@ def test_boston_daily_cityscore_sudden_jumps() -> None:
     assert len(not_outside) == 12  # the later point is inside the natural process limits
     alone = [rows[i]["etl_load_date"][:10] for i in jumps if points[i].rules == {MR_RULE}]
     assert len(alone) == 3  # no rule 1, 2 or 3 at the point: only the jump says something happened
+
+
+def test_rule_3_episodes_split_after_two_quiet_points() -> None:
+    # baseline 0.5/-0.5 (limits +/-2.66, half-way +/-1.33); then beyond 1.33 at 8, 9, 11 and 14, 15, 17
+    # windows 8..11 and 14..17 hold 3 beyond each; 12 and 13 lie between: two episodes, not one.
+    values = [0.5, -0.5] * 4 + [1.5, 1.5, -0.5, 1.5, -0.5, -0.5, 1.5, 1.5, -0.5, 1.5]
+    points = process_behaviour(values, baseline_points=8)
+    found = signals(points, "higher")
+    assert [(s.rule, s.start, s.end, s.points, s.span) for s in found] == [(3, 8, 11, 3, 4), (3, 14, 17, 3, 4)]
+    labels = [f"L{i}" for i in range(18)]
+    assert describe_signal_now(signal_now(points, "higher"), labels) == (
+        "3 of 4 weeks since L14 close to the upper process limit — better than the usual level, "
+        "an early sign of a real change.")
