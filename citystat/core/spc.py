@@ -369,13 +369,12 @@ def signals(points: Sequence[PointResult], direction: str) -> list[Signal]:
         fired = {(rule, _point_way(rule, point, prior_value)) for rule in point.rules}
         for key in list(open_):
             rule, _ = key
-            last = open_[key][-1]
-            gap = order[i] - order[last]
-            keeps = key in fired and (gap <= 2 if rule == 3 else gap == 1) and rule != MR_RULE
-            if key not in fired and (rule != 3 or gap >= 2):
-                close(key)  # the run has ended (rule 3 tolerates one point between)
-            elif key in fired and not keeps:
-                close(key)
+            gap = order[i] - order[open_[key][-1]]  # plotted points since the episode's last one
+            if key in fired:
+                if rule == MR_RULE:
+                    close(key)  # each jump is its own episode
+            elif rule != 3 or gap >= 2:
+                close(key)  # the run has ended (rule 3 tolerates one unflagged point between)
         for key in sorted(fired):
             open_.setdefault(key, []).append(i)
         previous = point
