@@ -21,7 +21,10 @@ from citystat.core.spc import process_behaviour
 CASES = json.loads((Path(__file__).parent / "fixtures" / "spc" / "assurance" / "cases.json").read_text())["cases"]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[f"{c['direction']}-{c['target']}-{c['expected']}-{i}" for i, c in enumerate(CASES)])
+CASE_IDS = [f"{c['direction']}-{c['target']}-{c['expected']}-{i}" for i, c in enumerate(CASES)]
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
 def test_assurance_cases(case: dict) -> None:
     got = assurance_for(case["lower"], case["upper"], case["target"], case["direction"],
                     floor=case["floor"], ceiling=case["ceiling"])

@@ -118,6 +118,7 @@ def test_ceiling_clips_upper_limit() -> None:
     assert limits.mr_bar == pytest.approx(0.04)
     assert limits.upper == 1.0
     assert limits.lower == pytest.approx(0.95 - 0.1064)
+    assert limits.natural_upper == pytest.approx(1.0564) and limits.natural_lower == limits.lower
 
 
 def test_point_on_the_centre_breaks_a_run() -> None:
@@ -280,9 +281,11 @@ def test_verdicts() -> None:
     (Signal(2, 0, 4, 8, 8, "above", "good"), "week", 5,
      "8 weeks in a row better than the usual level from L0 to L4 — a real change, not noise"),
     (Signal(3, 1, 5, 4, 5, "below", "bad"), "week", 5,
-     "4 of 5 weeks since L1 close to the lower process limit — worse than the usual level, an early sign of a real change"),
+     "4 of 5 weeks since L1 close to the lower process limit — worse than the usual level, "
+     "an early sign of a real change"),
     (Signal(3, 2, 4, 3, 3, "above", "neutral"), "week", 5,
-     "3 of 4 weeks from L2 to L4 close to the upper process limit — above the usual level, an early sign of a real change"),
+     "3 of 4 weeks from L2 to L4 close to the upper process limit — above the usual level, "
+     "an early sign of a real change"),
     (Signal(4, 2, 2, 1, 1, "down", "good"), "day", 5,
      "A sudden drop on L2 (better): the change from the day before is larger than routine day-to-day variation"),
 ])

@@ -40,7 +40,7 @@ worsening, one that pulled it the bad way, never an improvement, however large.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 ADDITIVE = ("count", "sum")
@@ -301,12 +301,14 @@ def describe_contribution(
         if c.own_change is None:
             where = "had no value before" if c.before is None else "has no value now"
             return f"{subject} {where}; {stat}s do not add up, so it has no share of the total change"
-        return (f"{subject}: its own {stat} {_moved(c.own_change)} from {fmt(c.before)} to {fmt(c.after)} "  # type: ignore[arg-type]
+        return (f"{subject}: its own {stat} {_moved(c.own_change)} "
+                f"from {fmt(c.before)} to {fmt(c.after)} "  # type: ignore[arg-type]
                 f"({stat}s do not add up across groups, so this is its own change, not a share of the total)")
     change = att.total_change
     if att.kind in ADDITIVE:
         own = c.own_change or 0.0
-        text = f"{subject} {_moved(own)}" + (f" by {size(own)}" if own else "") + f" (from {fmt(c.before)} to {fmt(c.after)})"  # type: ignore[arg-type]
+        text = f"{subject} {_moved(own)}" + (f" by {size(own)}" if own else "")
+        text += f" (from {fmt(c.before)} to {fmt(c.after)})"  # type: ignore[arg-type]
         if c.share is not None and change:
             total_word = "rise" if change > 0 else "fall"
             if c.share > 1:
@@ -322,7 +324,8 @@ def describe_contribution(
     if c.contribution:
         pulled += f" {size(c.contribution)}"
     if c.before is None and c.after is not None:
-        return f"{pulled}: it had no {noun} before; its {stat} is {fmt(c.after)} on {_count_text(c.denominator_after)} {noun}"
+        return (f"{pulled}: it had no {noun} before; its {stat} is {fmt(c.after)} "
+                f"on {_count_text(c.denominator_after)} {noun}")
     if c.after is None and c.before is not None:
         return (f"{pulled}: it has no {noun} now; its {stat} was {fmt(c.before)} "
                 f"on {_count_text(c.denominator_before)} {noun}")
@@ -383,12 +386,13 @@ def explain_change(
     if not found:  # only possible for a statistic that does not decompose
         stat = _STAT_NOUN.get(att.kind, att.kind)
         if direction == "neutral":
-            moved = opposite = "rose" if change > 0 else "fell"
+            moved = "rose" if change > 0 else "fell"
             opposite = "fell or held" if change > 0 else "rose or held"
         else:
             worse = (change < 0) == (direction == "higher")
             moved, opposite = ("worsened", "improved or held") if worse else ("improved", "worsened or held")
-        return (f"{kpi[0].upper() + kpi[1:]} {moved} from {fmt(att.total_before)} to {fmt(att.total_after)}, "  # type: ignore[arg-type]
+        return (f"{kpi[0].upper() + kpi[1:]} {moved} "
+                f"from {fmt(att.total_before)} to {fmt(att.total_after)}, "  # type: ignore[arg-type]
                 f"yet no value's own {stat} did: every one {opposite} ({stat}s do not add up across groups, "
                 f"so the overall figure can move against every group)")
     return ". ".join(describe_contribution(att, c, kpi=kpi, label=label, fmt=fmt, fmt_change=fmt_change, noun=noun)
