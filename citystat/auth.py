@@ -198,7 +198,7 @@ def load_role_mapping_file(path: str | os.PathLike) -> RoleMapping:
     return parse_role_mapping(data, str(path))
 
 
-# ---- permission helpers: one place for each rule, so pages and tests agree -------------------
+# ---- permission helpers: named checks for library code (the rules themselves live on User) ----
 
 def can_read_internal(user: User) -> bool:
     return user.is_staff

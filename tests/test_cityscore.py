@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 import citystat.core.cityscore as cityscore_module
-from citystat.core.cityscore import BOSTON_FORMULAS, boston_score, city_score, metric_score
+from citystat.core.cityscore import city_score, metric_score
+from tests.support.boston import BOSTON_FORMULAS, boston_score
 
 SNAPSHOTS = Path(__file__).parent / "fixtures" / "boston" / "boston_cityscore_metrics_snapshots_2026.csv"
 WINDOWS = ("day", "week", "month", "quarter")

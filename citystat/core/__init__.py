@@ -14,7 +14,7 @@ from citystat.core.attribution import (
     explain_change,
     percentage_points,
 )
-from citystat.core.cityscore import BOSTON_FORMULAS, boston_score, city_score, metric_score
+from citystat.core.cityscore import city_score, metric_score
 # `compare` (the function) is not re-exported: it would shadow the submodule citystat.core.compare.
 from citystat.core.compare import Comparison, compare_with_prior_and_last_year
 from citystat.core.periods import (
@@ -51,11 +51,11 @@ from citystat.core.status import STATUS_COLOURS, STATUS_LABELS, Status, status_f
 from citystat.core.targets import target_for
 
 __all__ = [
-    "ASSURANCE_LABELS", "BOSTON_FORMULAS", "GRAINS", "MR_RULE", "RULE_DESCRIPTIONS", "STATUS_COLOURS",
+    "ASSURANCE_LABELS", "GRAINS", "MR_RULE", "RULE_DESCRIPTIONS", "STATUS_COLOURS",
     "STATUS_LABELS",
     "Attribution", "Comparison", "Contribution", "Grain", "Limits", "PointResult", "Signal", "SignalNow",
     "Status",
-    "assurance_for", "assurance_now", "attribute_change", "boston_score", "city_score",
+    "assurance_for", "assurance_now", "attribute_change", "city_score",
     "compare_with_prior_and_last_year", "describe_assurance", "describe_contribution", "describe_signal",
     "describe_signal_now", "detect_signals", "drivers", "explain_change", "fiscal_year", "format_rules",
     "latest_complete_period", "metric_score", "moving_ranges", "percentage_points", "period_end",

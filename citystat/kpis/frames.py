@@ -13,8 +13,8 @@ from datetime import date
 import polars as pl
 
 from citystat.core.cityscore import city_score, metric_score
-from citystat.core.periods import (latest_complete_period, period_end, period_label, periods_between,
-                           same_period_last_year)
+from citystat.core.compare import compare_with_prior_and_last_year
+from citystat.core.periods import latest_complete_period, period_end, period_label, periods_between
 from citystat.core.spc import format_rules, process_behaviour
 from citystat.core.status import STATUS_LABELS, Status, status_for
 from citystat.core.targets import target_for
@@ -144,13 +144,12 @@ def kpi_frame(registry: Registry, rollup: Rollup, metric: Metric, grain: str,
     index = {r["period_start"]: r["value"] for r in rows}
     targets = metric.target_list()
     out = []
-    for i, (row, point) in enumerate(zip(rows, points)):
+    for row, point in zip(rows, points):
         start = row["period_start"]
         target = target_for(targets, start) if metric.direction != Direction.NEUTRAL else None
         if target is not None:
             target *= target_scale(registry, metric, start, grain)
-        prior = rows[i - 1]["value"] if i else None
-        last_year = index.get(same_period_last_year(start, grain, fy))
+        vs_prior, vs_last_year = compare_with_prior_and_last_year(index, start, grain, metric.direction.value, fy)
         value = row["value"]
         out.append({
             **row,
@@ -164,10 +163,8 @@ def kpi_frame(registry: Registry, rollup: Rollup, metric: Metric, grain: str,
             "centre": point.centre, "lower_limit": point.lower, "upper_limit": point.upper,
             "mr": point.mr, "mr_upper": point.mr_upper, "signal": point.signal,
             "rules": format_rules(point.rules), "phase": point.phase,
-            "prior_value": prior,
-            "change_vs_prior": None if value is None or prior is None else value - prior,
-            "last_year_value": last_year,
-            "change_vs_last_year": None if value is None or last_year is None else value - last_year,
+            "prior_value": vs_prior.reference, "change_vs_prior": vs_prior.delta,
+            "last_year_value": vs_last_year.reference, "change_vs_last_year": vs_last_year.delta,
             "score": metric_score(value, target, metric.direction.value),
         })
     return pl.DataFrame(out, schema=KPI_SCHEMA) if out else pl.DataFrame(schema=KPI_SCHEMA)

@@ -1,11 +1,12 @@
-"""Results-driven contracting and evaluation (issue 5): pure statistics over Polars frames.
+"""Results-driven contracting and evaluation: provider scorecards, Pay for Success, A/B tests.
 
 - :mod:`models`: contracts.yaml / experiments.yaml models and line-keeping loaders;
 - :mod:`risk`: risk-adjusted provider scorecards (logistic O/E with exact intervals);
 - :mod:`pfs`: Pay for Success outcomes, payments and caps;
 - :mod:`abtest`: A/B test effects, intervals, power and plain-language verdicts.
 
-Nothing here imports streamlit or duckdb: callers load the extracts and pass frames in.
+The statistics (:mod:`risk`, :mod:`pfs`, :mod:`abtest`) import neither Streamlit nor DuckDB and work
+on Polars frames; :mod:`data` reads the extracts through the engine and hands them those frames.
 """
 
 import importlib

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from citystat.auth import PermissionDenied, User
-from citystat.core.periods import period_end, period_label, shift_period
+from citystat.core.periods import period_end, period_label
 from citystat.core.status import STATUS_LABELS, Status
 from citystat.kpis.frames import OverviewRow, biggest_mover
 
@@ -433,6 +433,3 @@ def change_text(current: dict | None, unit: str, key: str = "change_vs_prior") -
         return f"{sign}{abs(change) * 100:.1f} pts"
     return sign + format_value(abs(change), unit)
 
-
-def previous_period(start: date, grain: str, fy: int) -> date:
-    return shift_period(start, grain, -1, fy)

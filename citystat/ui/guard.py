@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from citystat.auth import PermissionDenied, Role, User
+from citystat.auth import Role, User
 from citystat.ui.context import current_user
 from citystat.ui.navigation import allowed
 
@@ -38,7 +38,3 @@ def require_write(allowed_to_write: bool, message: str) -> User:
         st.stop()
     return user
 
-
-def show_permission_denied(exc: PermissionDenied) -> None:
-    """How pages show a PermissionDenied raised by a library-level check."""
-    st.error(str(exc))

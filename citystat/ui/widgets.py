@@ -9,7 +9,7 @@ import streamlit as st
 
 from citystat.api import CityStat
 from citystat.core.periods import period_end, period_label
-from citystat.core.status import STATUS_COLOURS, STATUS_LABELS, Status
+from citystat.core.status import STATUS_LABELS, Status
 from citystat.kpis.frames import OverviewRow, overview_table
 
 STATUS_ICONS = {
@@ -49,10 +49,6 @@ HOW_CITYSCORE = (
 def status_chip(status: str) -> str:
     status = Status(status)
     return f"{STATUS_ICONS[status]} {STATUS_LABELS[status]}"
-
-
-def status_colour(status: str) -> str:
-    return STATUS_COLOURS[Status(status)]
 
 
 def as_of_picker(stat: CityStat, key: str = "as_of", grain: str = "week") -> date:
