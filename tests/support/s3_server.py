@@ -15,21 +15,16 @@ from __future__ import annotations
 
 import itertools
 import os
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 
+from devtools.appserver import free_port
+
 _buckets = itertools.count(1)
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "citystat-test", "AWS_SECRET_ACCESS_KEY": "citystat-test-secret",
                "AWS_REGION": "us-east-1"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

@@ -8,12 +8,13 @@ deliveries. ``envelopes`` holds the raw envelopes; ``messages`` the parsed
 from __future__ import annotations
 
 import email
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email import policy
 
 from aiosmtpd.controller import Controller
+
+from devtools.appserver import free_port
 
 
 class Inbox:
@@ -39,12 +40,6 @@ class Inbox:
     async def handle_DATA(self, server, session, envelope):
         self.envelopes.append(envelope)
         return "250 Message accepted for delivery"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager
