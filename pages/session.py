@@ -11,7 +11,7 @@ from html import escape
 
 from citystat.session.packet import (breakdown_text, build_followup_html, build_packet_html, html_to_pdf,
                              numbers_rows, packet_filename)
-from citystat.display.report import safe_markdown
+from citystat.display.safetext import user_inline, user_markdown
 from citystat.session.agenda import (REVIEW, SECTION_TITLES, FormError, add_annotation, build_agenda, change_text,
                               default_session_date, find_session, make_commitment, save_narrative)
 from citystat.store import ConflictError
@@ -79,7 +79,7 @@ def show_narrative(item) -> None:
     for label, text in (("What happened", n.what_happened), ("Why", n.why), ("What's next", n.whats_next)):
         if text and text.strip():
             st.markdown(f"**{label}**")
-            st.html(safe_markdown(text))  # safe Markdown: raw HTML typed by people is shown as text
+            st.html(user_markdown(text))  # restricted Markdown: no images, links, headings or HTML
     st.caption(f"Written by {n.updated_by}, {n.updated_at:%d %b %Y %H:%M} UTC")
 
 
@@ -238,9 +238,10 @@ def show_item(number: int, item, big: bool = False) -> None:
     show_narrative(item)
     if item.open_commitments:
         st.markdown("**Open commitments on this KPI**")
-        for com in item.open_commitments:
-            flag = "⚠️ OVERDUE · " if com.is_overdue(session_date) else ""
-            st.markdown(f"- {flag}{com.what} — *{com.owner}*, due {com.due_date:%d %b %Y}")
+        st.html("<ul>" + "".join(
+            f"<li>{'⚠️ OVERDUE · ' if com.is_overdue(session_date) else ''}{user_inline(com.what)} — "
+            f"<em>{user_inline(com.owner)}</em>, due {com.due_date:%d %b %Y}</li>"
+            for com in item.open_commitments) + "</ul>")
     if not big:
         can_edit = user.can_edit_department(item.department)
         with st.expander("Make a commitment on this KPI"):

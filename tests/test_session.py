@@ -194,3 +194,52 @@ def test_narrative_conflict_and_annotation_on_the_chart(sample_city, store):
     graffiti = next(i for i in agenda.items if i.metric_id == "graffiti_days_to_close")
     assert graffiti.narrative.what_happened == "Crew reassigned"
     assert (date(2026, 9, 14), "Crew reassigned to parks") in graffiti.annotations
+
+
+# --------------------------------------------------------------------------- people's text
+HOSTILE = [
+    ("![t](http://evil.example/x.png)", "<p>![t](http://evil.example/x.png)</p>"),
+    ("[open](data:text/html;base64,PHNjcmlwdD4=)", "<p>[open](data:text/html;base64,PHNjcmlwdD4=)</p>"),
+    ("[report](https://other.example/r)", "<p>[report](https://other.example/r)</p>"),
+    ("see https://other.example/r", "<p>see https://other.example/r</p>"),
+    ("# Everything is fine", "<p># Everything is fine</p>"),
+    ("Fix it\n\n🟢 On track", "<p>Fix it</p>\n<p>🟢 On track</p>"),
+    ("Status\n======", "<p>Status\n======</p>"),
+    ("> quoted", "<p>&gt; quoted</p>"),
+    ("<script>alert(1)</script><img src=x onerror=alert(1)>",
+     "<p>&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;</p>"),
+    ("**crew** moved to *parks*\n- D4\n- D5",
+     "<p><strong>crew</strong> moved to <em>parks</em></p>\n<ul>\n<li>D4</li>\n<li>D5</li>\n</ul>"),
+]
+
+
+@pytest.mark.parametrize("typed, shown", HOSTILE)
+def test_people_s_text_is_inert(typed, shown):
+    from citystat.display.safetext import user_markdown
+
+    html = user_markdown(typed)
+    assert html == f'<div class="user-text">{shown}\n</div>'
+    for forbidden in ("<img", "<a ", "href", "<h1", "<h2", "<script"):
+        assert forbidden not in html
+
+
+def test_inline_text_is_one_escaped_line():
+    from citystat.display.safetext import user_inline
+
+    assert user_inline("# Done\n\n<b>x</b>  ![i](http://e/x.png)") == "# Done &lt;b&gt;x&lt;/b&gt; ![i](http://e/x.png)"
+    assert user_inline("a" * 10, max_length=5) == "aaaa…"
+    assert user_inline(None) == ""
+
+
+def test_packet_narrative_uses_the_restricted_renderer(sample_city, store):
+    from citystat.session.packet import narrative_html
+
+    save_narrative(store, LEAD_PW, metric_id="graffiti_days_to_close", department="pw", grain="week",
+                   period_start=date(2026, 11, 9), what_happened="# Fine\n![x](http://evil.example/p.png)",
+                   why="[x](data:text/html,hi)", whats_next="", expected_version=None)
+    agenda = build_agenda(sample_city, store, department="pw", session_date=MONDAY)
+    item = next(i for i in agenda.items if i.metric_id == "graffiti_days_to_close")
+    html = narrative_html(item)
+    assert "<p># Fine\n![x](http://evil.example/p.png)</p>" in html
+    assert "<p>[x](data:text/html,hi)</p>" in html
+    assert "<img" not in html and "href" not in html

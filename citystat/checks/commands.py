@@ -26,7 +26,23 @@ def run_validate(args: argparse.Namespace) -> int:
     healthy = [m for m in registry.metrics if report.metric_state(m) != "error"]
     print(f"{registry.path}: {len(healthy)} metrics ok, {len(report.errors)} error(s), "
           f"{len(report.warnings)} warning(s)")
-    return 1 if report.errors else 0
+    calendar_errors = _validate_calendar(registry)
+    return 1 if report.errors or calendar_errors else 0
+
+
+def _validate_calendar(registry) -> int:
+    """Check sessions.yaml (the stat-session calendar) next to the registry, if there is one."""
+    from citystat.session.calendar import SessionsFileError, default_sessions_path, load_calendar
+
+    try:
+        calendar = load_calendar(default_sessions_path(registry), registry)
+    except SessionsFileError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return len(exc.problems)
+    if calendar.series:
+        print(f"{calendar.path}: {len(calendar.series)} session series ok")
+    return 0
 
 
 def register(commands: argparse._SubParsersAction) -> None:

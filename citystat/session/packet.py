@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 
 from citystat.display.charts import format_value, trend_chart
 from citystat.core.status import STATUS_LABELS, Status
-from citystat.display.report import Section, chart_svg, escape, html_to_pdf, render_html, safe_markdown, table_html
+from citystat.display.report import Section, chart_svg, escape, html_to_pdf, render_html, table_html
+from citystat.display.safetext import user_markdown
 from citystat.session.agenda import REVIEW, SECTION_TITLES, Agenda, AgendaItem, change_text
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -134,14 +135,14 @@ def _breakdown_html(item: AgendaItem, limit: int = 8) -> str:
 
 
 def narrative_html(item: AgendaItem) -> str:
-    """The story behind the curve, as safe Markdown (raw HTML in it is shown as text)."""
+    """The story behind the curve, as restricted Markdown (no images, links, headings or HTML)."""
     n = item.narrative
     if n is None:
         return '<p class="muted">No narrative yet for this period.</p>'
     parts = []
     for label, text in (("What happened", n.what_happened), ("Why", n.why), ("What's next", n.whats_next)):
         if text and text.strip():
-            parts.append(f"<h4>{escape(label)}</h4>{safe_markdown(text)}")
+            parts.append(f"<h4>{escape(label)}</h4>{user_markdown(text)}")
     by = f'<p class="muted">Written by {escape(n.updated_by)}, {n.updated_at:%d %b %Y}</p>'
     return f'<div class="narrative">{"".join(parts)}{by}</div>'
 
