@@ -124,8 +124,8 @@ def test_reports_escape_and_sanitise():
     assert safe_markdown("<b>x</b> [a](javascript:alert(1)) [b](https://ok.example)") == \
         '<p>&lt;b&gt;x&lt;/b&gt; [a](javascript:alert(1)) <a href="https://ok.example" rel="noopener noreferrer">b</a></p>\n'
     html = render_html('A "title" <x>', [Section("<S>", "<p>body</p>")], footer='say "hi"')
-    assert "<title>A &quot;title&quot; &lt;x&gt;</title>" in html and "<h2>&lt;S&gt;</h2>" in html
-    assert 'content: "say \\"hi\\""' in html
+    assert "<title>A &#34;title&#34; &lt;x&gt;</title>" in html and "<h2>&lt;S&gt;</h2>" in html
+    assert 'content: "say \\000022 hi\\000022 "' in html
     svg = chart_svg({"data": {"values": [{"a": 1, "b": 2}]}, "mark": "point",
                      "encoding": {"x": {"field": "a", "type": "quantitative"}}})
     assert svg.startswith("<svg") and 'width="' in svg

@@ -415,3 +415,62 @@ def _signed(change: float | None, unit: str) -> str:
         return EM_DASH
     text = format_value(abs(change), unit)
     return text if change == 0 else ("+" if change > 0 else "−") + text
+
+
+# --------------------------------------------------------------------------- text alternatives
+# Every chart has a text alternative: a one-sentence summary (the alt text of the chart in
+# tagged PDFs and the accessible name on screen) and the data as a table.
+GRAIN_WORDS = {"day": "daily", "week": "weekly", "month": "monthly", "quarter": "quarterly",
+               "fiscal_year": "by fiscal year"}
+
+
+def _labels(data: pl.DataFrame) -> list[str]:
+    for name in ("period_label", "label"):
+        if name in data.columns and data.get_column(name).drop_nulls().len():
+            return [str(v) if v is not None else "" for v in data.get_column(name).to_list()]
+    return [f"{d.day} {d:%b %Y}" if isinstance(d, date) else "" for d in data.get_column("period_start").to_list()]
+
+
+def trend_summary(frame: pl.DataFrame | None, *, title: str, unit: str, grain: str | None = None) -> str:
+    """One sentence saying what a trend chart shows, e.g. "Potholes repaired on time, weekly,
+    2024-W01 to 2026-W46: latest 83.1% (2026-W46) against a target of 85.0%, within its usual
+    range (78.0% to 90.2%)."."""
+    _check_unit(unit)
+    how = f"{title}, {GRAIN_WORDS[grain]}" if grain in GRAIN_WORDS else title
+    if frame is None or frame.height == 0 or "value" not in frame.columns:
+        return f"{how}: no data to chart."
+    data = frame.sort("period_start")
+    labels = _labels(data)
+    rows = list(data.iter_rows(named=True))
+    with_value = [(label, row) for label, row in zip(labels, rows) if row.get("value") is not None]
+    if not with_value:
+        return f"{how}, {labels[0]} to {labels[-1]}: no values yet."
+    label, last = with_value[-1]
+    text = f"{how}, {labels[0]} to {labels[-1]}: latest {format_value(last['value'], unit)} ({label})"
+    if last.get("target") is not None:
+        text += f" against a target of {format_value(last['target'], unit)}"
+    if last.get("status"):
+        text += f", {STATUS_LABELS[Status(last['status'])].lower()}"
+    if last.get("signal"):
+        text += f"; a signal ({_rules_text(last.get('rules')) or 'outside its usual range'})"
+    elif last.get("centre") is not None and last.get("lower_limit") is not None:
+        text += (f"; within its usual range ({format_value(last['lower_limit'], unit)} to "
+                 f"{format_value(last['upper_limit'], unit)})")
+    return text + "."
+
+
+def trend_table(frame: pl.DataFrame | None, *, unit: str) -> tuple[list[str], list[tuple[str, ...]]]:
+    """The data behind a trend chart as (columns, rows), newest period first, values in the
+    metric's unit: period, value, target, status, signal."""
+    _check_unit(unit)
+    columns = ["Period", "Value", "Target", "Status", "Signal"]
+    if frame is None or frame.height == 0:
+        return columns, []
+    data = frame.sort("period_start")
+    rows = []
+    for label, row in zip(_labels(data), data.iter_rows(named=True)):
+        status = STATUS_LABELS[Status(row["status"])] if row.get("status") else EM_DASH
+        signal = (_rules_text(row.get("rules")) or "yes") if row.get("signal") else "no"
+        rows.append((label, format_value(row.get("value"), unit), format_value(row.get("target"), unit),
+                     status, signal))
+    return columns, rows[::-1]

@@ -17,19 +17,31 @@ Public API
 ``safe_markdown(text) -> str``
     Markdown typed by people (narratives, notes) -> safe HTML: raw HTML in the text is shown
     as text, never interpreted; links keep only http(s)/mailto and get rel="noopener".
-``table_html(columns, rows, *, numeric=(), caption=None) -> str``
-    A plain readable table; every cell is escaped. ``numeric`` names columns to right-align.
+``table_html(columns, rows, *, numeric=(), caption=None, row_headers=False) -> str``
+    A plain readable table; every cell is escaped. Column headers are ``<th scope="col">``
+    (``row_headers`` makes each row's first cell a ``<th scope="row">``), so screen readers and
+    tagged PDFs tie each cell to its headers. ``numeric`` names columns to right-align.
+``figure_html(svg, summary, *, table_html="", table_label="") -> str``
+    A chart with its text alternative: the SVG gets ``role="img"`` and a ``<title>`` holding the
+    one-sentence ``summary`` (the alt text of the tagged PDF's Figure), the summary is printed
+    under it, and an optional data table sits in a ``<details>`` (on screen only).
+``css_string(text) -> str``
+    Any text as a quoted CSS string with every character but letters, digits and spaces
+    escaped (``\\00003c`` for ``<``), so it cannot end the string or the ``<style>`` element.
 ``Section(title, body_html, *, anchor=None, page_break=True, subtitle=None)``
     One part of a document. ``body_html`` must already be safe (build it with the helpers
     above); the title and subtitle are escaped by the renderer.
 ``render_html(title, sections, css=None, *, cover_html="", subtitle=None, footer=None,
-              page_size="A4") -> str``
-    A complete, self-contained HTML document: inline CSS (``DEFAULT_CSS`` plus ``css``),
-    inline SVG charts, no external URL, no script. A table of contents follows the cover.
-    Print CSS gives page numbers ("page N of M") and the footer text on every page.
+              page_size="A4", lang="en") -> str``
+    A complete, self-contained HTML document built by a Jinja2 template with autoescape on
+    (templates/document.html.j2): inline CSS (``DEFAULT_CSS`` plus ``css``), inline SVG
+    charts, no external URL, no script. A table of contents follows the cover; the sections sit
+    in ``<main>`` under one ``<h1>``. Print CSS gives page numbers ("page N of M") and the
+    footer text on every page (the footer goes into CSS through ``css_string``).
 ``html_to_pdf(html, *, base_url=None) -> bytes``
-    The HTML printed to PDF by WeasyPrint. External resources are refused (the document must
-    be self-contained), so a packet never depends on the network.
+    The HTML printed to a tagged PDF/UA-1 by WeasyPrint (structure tree, document language and
+    title, alt text of every chart, table headers). External resources are refused (the
+    document must be self-contained), so a packet never depends on the network.
 ``DEFAULT_CSS``
     The house style (citystat/display/report.css), screen and print.
 
@@ -47,6 +59,7 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from html import escape as _html_escape
 from pathlib import Path
 from typing import Any
@@ -56,15 +69,39 @@ __all__ = [
     "Section",
     "chart_png",
     "chart_svg",
+    "css_string",
     "escape",
+    "figure_html",
     "html_to_pdf",
     "render_html",
+    "render_template",
     "safe_markdown",
     "table_html",
 ]
 
 DEFAULT_CSS = (Path(__file__).with_name("report.css")).read_text(encoding="utf-8")
 PAGE_SIZES = ("A4", "Letter")
+TEMPLATES = Path(__file__).with_name("templates")
+
+
+@cache
+def _environment():
+    """The one Jinja2 environment: autoescape on for every template, undefined names are errors."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
+                       trim_blocks=False, keep_trailing_newline=True)
+
+
+def render_template(name: str, **context: Any) -> str:
+    """Render ``templates/<name>`` with autoescape on; pass already-safe HTML as ``Markup``."""
+    return _environment().get_template(name).render(**context)
+
+
+def _markup(html: str):
+    from markupsafe import Markup
+
+    return Markup(html)
 
 
 # --------------------------------------------------------------------------- charts
@@ -97,10 +134,39 @@ def chart_png(chart: Any, *, width: int | None = 640, scale: float = 2.0) -> byt
     return vlc.vegalite_to_png(_spec(chart, width), scale=scale, allowed_base_urls=[])
 
 
+def _titled_svg(svg: str, summary: str) -> str:
+    """The SVG as one image named by ``summary``: role="img", aria-label and a first <title>
+    child (WeasyPrint takes a tagged Figure's /Alt from it; browsers its accessible name)."""
+    match = re.match(r"\s*<svg\b([^>]*)>", svg)
+    if not match:
+        raise ValueError("figure_html needs an <svg> element (from chart_svg)")
+    attrs = re.sub(r'\s(role|aria-label|aria-labelledby)="[^"]*"', "", match.group(1))
+    label = escape(summary)
+    return (f'<svg{attrs} role="img" aria-label="{label}"><title>{label}</title>'
+            + svg[match.end():])
+
+
+def figure_html(svg: str, summary: str, *, table_html: str = "", table_label: str = "") -> str:
+    """A chart with its text alternative (see the module docstring)."""
+    if not summary or not summary.strip():
+        raise ValueError("every chart needs a one-sentence summary as its text alternative")
+    return render_template("figure.html.j2", svg=_markup(_titled_svg(svg, summary)), summary=summary,
+                           table=_markup(table_html), table_label=table_label or summary)
+
+
 # --------------------------------------------------------------------------- text
 def escape(text: Any) -> str:
     """HTML-escape a value for text or attribute context; None becomes an empty string."""
     return "" if text is None else _html_escape(str(text), quote=True)
+
+
+def css_string(text: Any) -> str:
+    """``text`` as a double-quoted CSS string; everything but ASCII letters, digits and spaces is
+    a six-digit CSS escape plus the one space that ends it (CSS swallows that space), so no input
+    can close the string, the rule or the <style> element."""
+    text = "" if text is None else " ".join(str(text).split())
+    return '"' + "".join(ch if (ch.isalnum() and ch.isascii()) or ch == " " else f"\\{ord(ch):06x} "
+                         for ch in text) + '"'
 
 
 def safe_markdown(text: str | None) -> str:
@@ -128,17 +194,14 @@ def safe_markdown(text: str | None) -> str:
 
 def table_html(columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
                numeric: Iterable[str] = (), caption: str | None = None,
-               css_class: str = "data") -> str:
-    """A table with escaped cells. ``numeric`` columns are right-aligned (tabular figures)."""
+               css_class: str = "data", row_headers: bool = False) -> str:
+    """A table with escaped cells and scoped headers. ``numeric`` columns are right-aligned."""
     numeric = set(numeric)
-    align = [' class="num"' if c in numeric else "" for c in columns]
-    head = "".join(f"<th{a}>{escape(c)}</th>" for c, a in zip(columns, align))
-    body = "".join(
-        "<tr>" + "".join(f"<td{a}>{escape(v)}</td>" for v, a in zip(row, align)) + "</tr>"
-        for row in rows
-    )
-    cap = f"<caption>{escape(caption)}</caption>" if caption else ""
-    return f'<table class="{escape(css_class)}">{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    flags = [c in numeric for c in columns]
+    return render_template(
+        "table.html.j2", css_class=css_class, caption=caption, row_headers=row_headers,
+        head=list(zip(columns, flags)),
+        rows=[list(zip(("" if v is None else v for v in row), flags)) for row in rows])
 
 
 # --------------------------------------------------------------------------- documents
@@ -161,39 +224,25 @@ def _anchor(section: Section, index: int) -> str:
 
 def render_html(title: str, sections: Sequence[Section], css: str | None = None, *,
                 cover_html: str = "", subtitle: str | None = None, footer: str | None = None,
-                page_size: str = "A4", contents: bool = True) -> str:
+                page_size: str = "A4", contents: bool = True, lang: str = "en") -> str:
     """A complete self-contained HTML document (inline CSS and SVG, no URLs, no scripts)."""
     if page_size not in PAGE_SIZES:
         raise ValueError(f"page_size must be one of {PAGE_SIZES}, not {page_size!r}")
+    if not re.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*", lang):
+        raise ValueError(f"lang must be a language tag such as 'en' or 'es-US', not {lang!r}")
+    extra = css or ""
+    if "</" in extra or "<!--" in extra:
+        raise ValueError("document CSS must not contain '</' or '<!--'")
     footer_text = footer if footer is not None else title
-    # The footer goes into a CSS string: escape backslashes and quotes for CSS.
-    css_footer = footer_text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
-    page_css = (
-        f'@page {{ size: {page_size}; @bottom-left {{ content: "{css_footer}"; }} }}\n'
-    )
-    toc = ""
-    if contents and len(sections) > 1:
-        items = "".join(
-            f'<li><a href="#{_anchor(s, i)}">{escape(s.title)}</a></li>' for i, s in enumerate(sections)
-        )
-        toc = f'<nav class="contents"><h2>Contents</h2><ul>{items}</ul></nav>'
-    parts = []
-    for i, s in enumerate(sections):
-        cls = "section page-break" if s.page_break else "section"
-        sub = f'<p class="subtitle">{escape(s.subtitle)}</p>' if s.subtitle else ""
-        parts.append(
-            f'<section class="{cls}" id="{_anchor(s, i)}"><h2>{escape(s.title)}</h2>{sub}{s.body_html}</section>'
-        )
-    head_sub = f'<p class="subtitle">{escape(subtitle)}</p>' if subtitle else ""
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{escape(title)}</title>"
-        f"<style>{DEFAULT_CSS}\n{page_css}{css or ''}</style></head>"
-        f'<body><header class="cover"><h1>{escape(title)}</h1>{head_sub}{cover_html}</header>'
-        f"{toc}{''.join(parts)}</body></html>\n"
-    )
+    page_css = f"@page {{ size: {page_size}; @bottom-left {{ content: {css_string(footer_text)}; }} }}\n"
+    toc = ([(_anchor(s, i), s.title) for i, s in enumerate(sections)]
+           if contents and len(sections) > 1 else [])
+    parts = [{"title": s.title, "subtitle": s.subtitle, "page_break": s.page_break,
+              "anchor": _anchor(s, i), "body": _markup(s.body_html)} for i, s in enumerate(sections)]
+    return render_template(
+        "document.html.j2", lang=lang, title=title, subtitle=subtitle, description=subtitle,
+        css=_markup(f"{DEFAULT_CSS}\n{page_css}{extra}"), cover_html=_markup(cover_html),
+        toc=toc, sections=parts)
 
 
 def _refuse_external(url: str, *args, **kwargs):
@@ -205,8 +254,12 @@ def _refuse_external(url: str, *args, **kwargs):
     raise ValueError(f"external resource refused in a self-contained document: {url}")
 
 
+PDF_VARIANT = "pdf/ua-1"
+
+
 def html_to_pdf(html: str, *, base_url: str | None = None) -> bytes:
-    """Print a document from ``render_html`` to PDF bytes with WeasyPrint."""
+    """Print a document from ``render_html`` to a tagged PDF/UA-1 with WeasyPrint."""
     from weasyprint import HTML
 
-    return HTML(string=html, base_url=base_url, url_fetcher=_refuse_external).write_pdf()
+    return HTML(string=html, base_url=base_url, url_fetcher=_refuse_external).write_pdf(
+        pdf_variant=PDF_VARIANT)

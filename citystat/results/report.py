@@ -26,7 +26,7 @@ import altair as alt
 import polars as pl
 
 from citystat.display.charts import UNITS, format_value
-from citystat.display.report import Section, chart_svg, escape, html_to_pdf, render_html, table_html
+from citystat.display.report import Section, chart_svg, escape, figure_html, html_to_pdf, render_html, table_html
 from citystat.results.data import ProviderResults, provider_results, provider_trend
 from citystat.results.expressions import MONTH
 from citystat.results.models import ContractMetric, ProviderContract
@@ -377,11 +377,12 @@ def _metric_html(results: ProviderResults, contract: ProviderContract, metric: C
         return description + '<p class="muted">No month in the last twelve has data for this metric yet.</p>'
     value_svg = chart_svg(value_trend_chart(trend, title=f"{metric.title}: raw and adjusted, by month",
                                             unit=metric.unit, target=metric.target), width=600)
-    charts = f'<div class="chart">{value_svg}</div>'
+    charts = figure_html(value_svg, value_trend_summary(trend, title=metric.title, unit=metric.unit,
+                                                        target=metric.target))
     if trend.get_column("oe_ratio").drop_nulls().len():
         oe_svg = chart_svg(oe_trend_chart(trend, title="Observed ÷ expected, with 95 % interval (1 = as expected)"),
                            width=600)
-        charts += f'<div class="chart">{oe_svg}</div>'
+        charts += figure_html(oe_svg, oe_trend_summary(trend, title=metric.title))
     rows = [(month_label(r[MONTH]) + ("" if results.is_complete(r[MONTH]) else " (partial)"),
              f"{r['n']:,}", fmt(r["raw_value"], metric.unit), fmt(r["adjusted_value"], metric.unit),
              _expected_text(r, metric),
@@ -393,6 +394,29 @@ def _metric_html(results: ProviderResults, contract: ProviderContract, metric: C
                        numeric=("Clients", "Raw", "Adjusted", "Expected", "O/E (95 % CI)"),
                        caption="The last twelve months")
     return description + charts + table
+
+
+def value_trend_summary(trend: pl.DataFrame, *, title: str, unit: str | None, target: float | None) -> str:
+    """One sentence for the raw-and-adjusted chart (its text alternative)."""
+    rows = [r for r in trend.sort(MONTH).iter_rows(named=True) if r.get("raw_value") is not None]
+    if not rows:
+        return f"{title}, by month: no values yet."
+    first, last = rows[0], rows[-1]
+    text = (f"{title}, raw and adjusted, by month, {month_label(first[MONTH])} to {month_label(last[MONTH])}: "
+            f"latest raw {fmt(last['raw_value'], unit)}, adjusted {fmt(last.get('adjusted_value'), unit)}")
+    return text + (f", against a target of {fmt(target, unit)}." if target is not None else ".")
+
+
+def oe_trend_summary(trend: pl.DataFrame, *, title: str) -> str:
+    """One sentence for the observed ÷ expected chart (its text alternative)."""
+    rows = [r for r in trend.sort(MONTH).iter_rows(named=True) if r.get("oe_ratio") is not None]
+    if not rows:
+        return f"{title}: observed ÷ expected, no values yet."
+    last = rows[-1]
+    flagged = sum(1 for r in rows if r.get("flag"))
+    return (f"{title}: observed ÷ expected by month, {month_label(rows[0][MONTH])} to {month_label(last[MONTH])}; "
+            f"latest {oe_text(last['oe_ratio'], last['ci_low'], last['ci_high'])}, {flag_text(last['flag']) if last.get('flag') else 'not flagged'}; "
+            f"{flagged} of {len(rows)} months flagged.")
 
 
 def _expected_text(row: dict, metric: ContractMetric) -> str:

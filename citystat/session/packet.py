@@ -20,9 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from typing import TYPE_CHECKING
 
-from citystat.display.charts import format_value, trend_chart
+from citystat.display.charts import format_value, trend_chart, trend_summary, trend_table
 from citystat.core.status import STATUS_LABELS, Status
-from citystat.display.report import Section, chart_svg, escape, html_to_pdf, render_html, table_html
+from citystat.display.report import Section, chart_svg, escape, figure_html, html_to_pdf, render_html, table_html
 from citystat.display.safetext import user_markdown
 from citystat.session.agenda import REVIEW, SECTION_TITLES, Agenda, AgendaItem, change_text
 
@@ -52,6 +52,16 @@ def item_chart(item: AgendaItem, *, height: int = 230):
     """The item's trend chart (value, target, limits, signals, annotations) for print."""
     return trend_chart(item.frame, title=f"{item.title} — {item.period_text}", unit=item.unit,
                        annotations=list(item.annotations), height=height)
+
+
+def item_figure(item: AgendaItem, svg: str, *, table_periods: int = 26) -> str:
+    """The item's chart with its text alternative: a one-sentence summary and the latest
+    periods as a table (on screen; the printed packet has the numbers table instead)."""
+    columns, rows = trend_table(item.frame, unit=item.unit)
+    summary = trend_summary(item.frame, title=item.title, unit=item.unit, grain=item.grain)
+    return figure_html(svg, summary, table_label=f"{item.title}, latest {min(table_periods, len(rows))} periods",
+                       table_html=table_html(columns, rows[:table_periods], row_headers=True,
+                                             numeric=("Value", "Target")))
 
 
 def _chip(status: str) -> str:
@@ -155,7 +165,7 @@ def kpi_item_html(item: AgendaItem, session_date: date, metric_titles: dict[str,
             + f'<span class="reason">{escape("; ".join(item.reasons))}</span></p>')
     if svg is None and item.frame is not None and item.frame.height:
         svg = chart_svg(item_chart(item))
-    chart = f'<div class="chart">{svg}</div>' if svg else '<p class="muted">No data to chart.</p>'
+    chart = item_figure(item, svg) if svg else '<p class="muted">No data to chart.</p>'
     pairs = numbers_rows(item)
     half = (len(pairs) + 1) // 2
     left, right = pairs[:half], pairs[half:] + [("", "")] * (2 * half - len(pairs))
