@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "citystat.analyst.reference",           # reference (docs/registry-reference.md from the models)
     "citystat.kpis.refresh",             # refresh (rollups as a job)
     "citystat.session.commands",     # packet, followup
+    "citystat.session.deliver",      # deliver (packets and memos e-mailed on the session calendar)
     "citystat.results.commands",    # provider-report
     "citystat.alerts.run",              # alerts
     "citystat.publish.commands",    # catalog (data.json)

@@ -79,9 +79,12 @@ class SmtpSettings:
                    starttls=starttls, timeout=timeout)
 
 
+Attachment = tuple[str, bytes, str]  # (file name, content, MIME type such as "application/pdf")
+
+
 def build_message(sender: str, to: Sequence[str], subject: str, text_body: str,
-                  html_body: str | None = None) -> EmailMessage:
-    """A UTF-8 message (plain text, plus an HTML alternative when given)."""
+                  html_body: str | None = None, attachments: Sequence[Attachment] = ()) -> EmailMessage:
+    """A UTF-8 message (plain text, plus an HTML alternative when given, plus attached files)."""
     message = EmailMessage()
     message["From"] = sender
     message["To"] = ", ".join(to)
@@ -91,11 +94,14 @@ def build_message(sender: str, to: Sequence[str], subject: str, text_body: str,
     message.set_content(text_body, charset="utf-8")
     if html_body is not None:
         message.add_alternative(html_body, subtype="html", charset="utf-8")
+    for filename, content, mime in attachments:
+        maintype, _, subtype = mime.partition("/")
+        message.add_attachment(content, maintype=maintype, subtype=subtype or "octet-stream", filename=filename)
     return message
 
 
 def send_email(smtp: SmtpSettings, to: Sequence[str], subject: str, text_body: str,
-               html_body: str | None = None) -> str:
+               html_body: str | None = None, attachments: Sequence[Attachment] = ()) -> str:
     """Send one message to `to`; returns its Message-ID.
 
     Raises `NotifyError` naming the relay when it cannot be reached or refuses a recipient.
@@ -106,7 +112,7 @@ def send_email(smtp: SmtpSettings, to: Sequence[str], subject: str, text_body: s
     bad = [a for a in recipients if "@" not in a or any(ch in a for ch in " ,;<>\r\n")]
     if bad:
         raise NotifyError(f"not an e-mail address: {', '.join(map(repr, bad))}")
-    message = build_message(smtp.sender, recipients, subject, text_body, html_body)
+    message = build_message(smtp.sender, recipients, subject, text_body, html_body, attachments)
     where = f"SMTP relay {smtp.host}:{smtp.port}"
     try:
         with smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout) as client:

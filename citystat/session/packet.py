@@ -243,9 +243,27 @@ def build_packet_html(stat: "CityStat", store: "Store", agenda: Agenda, *,
     return html
 
 
+def data_requests(stat: "CityStat", made: list["Commitment"], next_session: date) -> list[tuple[str, str, str]]:
+    """(KPI, period, why) the next session will read: each KPI a commitment was made on."""
+    from citystat.core.periods import latest_complete_period, period_label
+    from citystat.session.agenda import as_of_for
+
+    fy = stat.registry.city.fiscal_year_start_month
+    eve = as_of_for(stat, next_session)
+    rows: dict[str, tuple[str, str, list[str]]] = {}
+    for c in made:
+        metric = stat.registry.metrics.get(c.metric_id or "")
+        if metric is None:
+            continue
+        period = period_label(latest_complete_period(eve, metric.grain, fy), metric.grain, fy)
+        rows.setdefault(metric.id, (metric.title, period, []))[2].append(c.what)
+    return [(title, period, "to check: " + "; ".join(whats)) for title, period, whats in rows.values()]
+
+
 def build_followup_html(stat: "CityStat", store: "Store", agenda: Agenda, session: "Session | None", *,
-                        page_size: str = "A4") -> str:
-    """The follow-up memo: every commitment made at the session, with owner and due date."""
+                        page_size: str = "A4", next_session: date | None = None) -> str:
+    """The follow-up memo: every commitment made at the session, with owner and due date, and
+    the data the next session (on `next_session`, when known) will read to check them."""
     metric_titles = {m.id: m.title for m in stat.registry.metrics.values()}
     made = store.list_commitments(session_id=session.id) if session else []
     sections = []
@@ -256,6 +274,14 @@ def build_followup_html(stat: "CityStat", store: "Store", agenda: Agenda, sessio
     else:
         body = '<p class="muted">No commitment was recorded at this session.</p>'
     sections.append(Section("Commitments made", body, anchor="made", page_break=False))
+    if next_session is not None:
+        wanted = data_requests(stat, made, next_session)
+        body = (f"<p>The next session, on {escape(_date(next_session))}, starts by reviewing the commitments "
+                "above. It will read these data:</p>"
+                + table_html(("KPI", "Period", "Why"), wanted) if wanted else
+                f'<p class="muted">The next session, on {escape(_date(next_session))}, starts by reviewing '
+                "the commitments above; no KPI was linked to them.</p>")
+        sections.append(Section("Data required at the next session", body, anchor="next", page_break=False))
     review = [i for i in agenda.items if i.section == REVIEW]
     if review:
         sections.append(Section("Commitments reviewed", _review_html(review[0], agenda.session_date,

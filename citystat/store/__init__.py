@@ -4,7 +4,7 @@ notebooks and the audit trail, in SQLite (default) or PostgreSQL. See docs/STATE
 from citystat.store.engine import default_url, make_engine, normalise_url
 from citystat.store.errors import ConflictError, InvalidInput, NotFound, SchemaTooNew, StoreConfigError, StoreError
 from citystat.store.migrations import LATEST_VERSION, MIGRATIONS, current_version, migrate
-from citystat.store.models import Alert, Annotation, AuditEntry, Commitment, Narrative, Notebook, ReviewItem, Session
+from citystat.store.models import Alert, Annotation, AuditEntry, Commitment, Delivery, Narrative, Notebook, ReviewItem, Session
 from citystat.store.store import GRAINS, Store, open_store
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
                      "Annotation",
                      "AuditEntry",
                      "Commitment",
+                     "Delivery",
                      "ConflictError",
                      "InvalidInput",
                      "Narrative",

@@ -65,6 +65,8 @@ MIGRATIONS: tuple[Migration, ...] = (
                             schema.annotations, schema.audit_log)),
     Migration(2, "alerts raised by alert rules; saved Explore notebooks",
               create_tables(schema.alerts, schema.notebooks)),
+    Migration(3, "deliveries: each session's packet and memo e-mailed exactly once",
+              create_tables(schema.deliveries)),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

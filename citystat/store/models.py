@@ -143,3 +143,24 @@ class AuditEntry:
     action: str
     before: dict | None
     after: dict | None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A session document (packet or memo) claimed for e-mailing, then sent or failed."""
+
+    id: int
+    series_id: str
+    session_date: date
+    kind: str
+    department: str | None
+    topic: str | None
+    status: str
+    recipients: list | None
+    attempts: int
+    claimed_at: datetime
+    claimed_by: str
+    sent_at: datetime | None
+    message_id: str | None
+    error: str | None
+    version: int

@@ -14,6 +14,8 @@ import sqlalchemy as sa
 COMMITMENT_STATUSES = ("open", "done", "dropped")
 ALERT_STATUSES = ("open", "acknowledged")
 AUDIT_ACTIONS = ("create", "update", "delete")
+DELIVERY_KINDS = ("packet", "memo")
+DELIVERY_STATUSES = ("sending", "sent", "failed")
 
 
 class UTCDateTime(sa.TypeDecorator):
@@ -170,5 +172,30 @@ notebooks = sa.Table(
     sa.Column("cells", _json(), nullable=False),
     *_audit_columns(),
     sa.UniqueConstraint("name", name="uq_notebook_name"),
+    sqlite_autoincrement=True,
+)
+
+# --- added by migration 3 (stat-session documents e-mailed by `deliver`) -------------
+
+deliveries = sa.Table(
+    "deliveries", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("series_id", sa.String(200), nullable=False),
+    sa.Column("session_date", sa.Date, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("department", sa.String(200), nullable=True),
+    sa.Column("topic", sa.String(200), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("recipients", _json(), nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("claimed_at", UTCDateTime(), nullable=False),
+    sa.Column("claimed_by", sa.String(200), nullable=False),
+    sa.Column("sent_at", UTCDateTime(), nullable=True),
+    sa.Column("message_id", sa.String(500), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("version", sa.Integer, nullable=False, server_default="1"),
+    sa.UniqueConstraint("series_id", "session_date", "kind", name="uq_delivery_once"),
+    sa.CheckConstraint("kind IN ('packet', 'memo')", name="delivery_kind"),
+    sa.CheckConstraint("status IN ('sending', 'sent', 'failed')", name="delivery_status"),
     sqlite_autoincrement=True,
 )

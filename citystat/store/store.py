@@ -21,7 +21,8 @@ from citystat.store import validate as check
 from citystat.store.engine import make_engine, write_transaction
 from citystat.store.errors import ConflictError, InvalidInput, NotFound
 from citystat.store.migrations import migrate
-from citystat.store.models import Alert, Annotation, AuditEntry, Commitment, Narrative, Notebook, ReviewItem, Session, from_row
+from citystat.store.models import (Alert, Annotation, AuditEntry, Commitment, Delivery, Narrative, Notebook, ReviewItem,
+                                   Session, from_row)
 from citystat.core.periods import GRAINS
 
 T = TypeVar("T")
@@ -522,6 +523,75 @@ class Store:
             statement = statement.where(
                 t.c.notified_at.is_not(None) if notified else t.c.notified_at.is_(None))
         return [from_row(Alert, r) for r in self._rows(statement)]
+
+    # -- deliveries (stat-session packets and memos e-mailed by `deliver`) -----------------
+
+    def claim_delivery(self, series_id: str, session_date: date | str, kind: str, *, actor: str,
+                       recipients: list[str], department: str | None = None,
+                       topic: str | None = None, at: datetime | None = None,
+                       stale_after: float = 3600.0) -> Delivery | None:
+        """Claim the right to send one session's document; None when it is not ours to send.
+
+        Exactly once: the unique key (series, session date, kind) and INSERT .. ON CONFLICT
+        DO NOTHING mean that of several processes racing, one claims it. A claim that failed
+        (``finish_delivery(sent=False)``) can be claimed again by a later run; so can one
+        left ``sending`` for `stale_after` seconds (its process died mid-send).
+        """
+        actor = check.name("actor", actor)
+        values = {"series_id": check.name("series_id", series_id),
+                  "session_date": check.a_date("session_date", session_date),
+                  "kind": check.one_of("kind", kind, schema.DELIVERY_KINDS),
+                  "department": department, "topic": topic,
+                  "recipients": check.json_value("recipients", list(recipients)),
+                  "status": "sending", "attempts": 1,
+                  "claimed_at": at or _now(), "claimed_by": actor}
+        if values["claimed_at"].tzinfo is None:
+            raise InvalidInput("at", "must be timezone-aware (UTC)")
+        t = schema.deliveries
+
+        def work(conn: sa.Connection) -> sa.Row | None:
+            dialect = pg_dialect if conn.dialect.name == "postgresql" else sqlite_dialect
+            row = conn.execute(dialect.insert(t).values(**values)
+                               .on_conflict_do_nothing(index_elements=["series_id", "session_date", "kind"])
+                               .returning(*t.c)).one_or_none()
+            if row is not None:
+                self._audit(conn, actor, "delivery", row.id, "create", None, row)
+                return row
+            existing = conn.execute(sa.select(t).where(
+                t.c.series_id == values["series_id"], t.c.session_date == values["session_date"],
+                t.c.kind == values["kind"]).with_for_update()).one()
+            stale = (existing.status == "sending"
+                     and (values["claimed_at"] - existing.claimed_at).total_seconds() > stale_after)
+            if existing.status != "failed" and not stale:
+                return None
+            return self._update(conn, t, "delivery", Delivery, existing.id, existing.version, actor,
+                                {"status": "sending", "attempts": existing.attempts + 1,
+                                 "claimed_at": values["claimed_at"], "claimed_by": actor,
+                                 "recipients": values["recipients"], "error": None})
+
+        row = self._write(work)
+        return None if row is None else from_row(Delivery, row)
+
+    def finish_delivery(self, delivery_id: int, *, actor: str, sent: bool, at: datetime | None = None,
+                        message_id: str | None = None, error: str | None = None) -> Delivery:
+        """Record that a claimed document went out (``sent``) or failed (retried by the next run)."""
+        actor = check.name("actor", actor)
+        check.identifier("delivery_id", delivery_id)
+        changes = {"status": "sent" if sent else "failed", "error": error,
+                   "sent_at": (at or _now()) if sent else None, "message_id": message_id}
+        row = self._write(lambda conn: self._update(conn, schema.deliveries, "delivery", Delivery,
+                                                    delivery_id, None, actor, changes))
+        return from_row(Delivery, row)
+
+    def list_deliveries(self, series_id: str | None = None, kind: str | None = None,
+                        status: str | None = None) -> list[Delivery]:
+        """Deliveries, newest session first."""
+        t = schema.deliveries
+        statement = sa.select(t).order_by(t.c.session_date.desc(), t.c.kind, t.c.id)
+        for column, value in (("series_id", series_id), ("kind", kind), ("status", status)):
+            if value is not None:
+                statement = statement.where(t.c[column] == value)
+        return [from_row(Delivery, r) for r in self._rows(statement)]
 
     # -- notebooks ---------------------------------------------------------------------
 
