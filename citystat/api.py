@@ -15,6 +15,7 @@ cache directory so a new process (or another app replica) starts warm.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from datetime import date
@@ -25,9 +26,9 @@ import polars as pl
 from citystat import config
 from citystat.kpis.engine import Engine
 from citystat.kpis.frames import available_periods, city_scores, default_as_of, kpi_frame, overview, period_last_day
-from citystat.registry.loader import Registry, load_registry
+from citystat.registry.loader import Problem, Registry, load_registry
 from citystat.registry.models import Metric
-from citystat.kpis.rollup import Rollup, refresh_rollup
+from citystat.kpis.rollup import Rollup, SourcesChanged, stable_rollup
 
 
 class CityStat:
@@ -109,7 +110,16 @@ class CityStat:
                 return cached
             if previous is None:
                 previous = load_latest(config.cache_dir(), self._registry.fingerprint())
-        rollup = refresh_rollup(self._engine, previous)
+        try:
+            self._engine, rollup = stable_rollup(self._engine, previous, lambda: Engine(self._registry))
+        except SourcesChanged as exc:
+            if previous is None:
+                raise
+            # keep serving the last consistent rollup (under its own fingerprint: the next
+            # sync tries again) and say why the numbers are not the newest
+            return dataclasses.replace(previous, problems=[Problem(
+                str(self.registry_path), None, "rollup", f"{exc}; showing the previous numbers",
+                severity="warning")] + [p for p in previous.problems if p.entry != "rollup"])
         if self.use_disk_cache:
             save_rollup(config.cache_dir(), rollup)
         return rollup

@@ -21,7 +21,9 @@ from citystat.api import CityStat
 from devtools.bench.city import append_week, extra_week_file, make_city, remove_week
 from citystat.kpis.engine import Engine
 from citystat.registry.loader import load_registry
-from citystat.kpis.rollup import compute_rollup, daily_key, plan_refresh, refresh_rollup
+from citystat.kpis.incremental import plan_refresh
+from citystat.kpis.rollup import compute_rollup, refresh_rollup
+from citystat.kpis.scan import daily_key
 
 LAST_DAY = date(2026, 11, 8)  # a Sunday; the appended week is 2026-11-09 .. 2026-11-15
 REQUESTS = 20_000

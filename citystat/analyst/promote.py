@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import difflib
 import io
-import os
 import re
 import tempfile
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import CommentMark
 from ruamel.yaml.tokens import CommentToken
 
+from citystat.files.local import atomic_write
 from citystat.registry.loader import Problem, RegistryError, load_registry, parse_yaml
 from citystat.registry.models import ID_PATTERN, Metric
 
@@ -348,7 +348,7 @@ def write_promotion(registry_path: str | Path, draft: Draft) -> list[Path]:
     try:
         if path.read_text(encoding="utf-8") != text:
             raise PromoteError(f"{path}: changed while the KPI was being added; nothing was written, try again")
-        _replace_atomically(path, new_text)
+        atomic_write(path, new_text, mode=path.stat().st_mode & 0o777)
     except BaseException:
         if sql_file is not None:
             sql_file.unlink(missing_ok=True)
@@ -363,21 +363,6 @@ def _check_only_added(old: str, new: str, path: Path) -> None:
     if changed:
         line = changed[0][1] + 1
         raise PromoteError(f"{path}:{line}: adding the KPI would reformat existing lines; add the entry by hand")
-
-
-def _replace_atomically(path: Path, text: str) -> None:
-    handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.",
-                                         suffix=".tmp", delete=False)
-    try:
-        with handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(handle.name, path.stat().st_mode & 0o777)
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
 
 
 __all__ = ["DeclaredForm", "Draft", "KpiDetails", "Preview", "PromoteError", "draft_declared_metric",

@@ -19,7 +19,6 @@ also catches a whole extract job that stopped.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
@@ -32,6 +31,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from citystat import config
+from citystat.files.local import atomic_write
 from citystat.kpis.engine import Engine, QueryError, quote_identifier
 from citystat.checks.quality import (CheckResult, Freshness, SourceChecks, check_allowed_values, check_freshness,
                       check_nulls, check_ranges, check_unique, parse_duration, row_count_change,
@@ -254,17 +254,7 @@ def quality_results(source: Source, numbers: QualityNumbers) -> list[CheckResult
 
 def source_fingerprint(engine: Engine, source_id: str) -> str:
     """Changes when the source's own files change (SQL-defined sources: when any extract does)."""
-    files = engine.source_files.get(source_id)
-    if files is None:
-        return engine.data_fingerprint()
-    digest = hashlib.sha256()
-    for name in files.files:
-        try:
-            stat = os.stat(name)
-            digest.update(f"{name}|{stat.st_size}|{stat.st_mtime_ns}".encode())
-        except OSError:
-            digest.update(f"{name}|missing".encode())
-    return digest.hexdigest()[:16]
+    return engine.source_fingerprint(source_id)
 
 
 def remember_row_counts(counts: dict[str, tuple[str, int]], folder: Path | None = None) -> dict[str, int | None]:
@@ -298,10 +288,7 @@ def remember_row_counts(counts: dict[str, tuple[str, int]], folder: Path | None 
                 state[source_id] = {"fingerprint": fingerprint, "rows": rows, "previous_rows": entry.get("rows")}
                 changed = True
         if changed:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-            temporary.write_text(json.dumps(state, indent=1, sort_keys=True), encoding="utf-8")
-            os.replace(temporary, path)
+            atomic_write(path, json.dumps(state, indent=1, sort_keys=True))
     return previous
 
 

@@ -23,12 +23,13 @@ import fnmatch
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Iterable, Protocol
 from urllib.parse import urlparse
+
+from citystat.files.local import atomic_write
 
 WILDCARDS = "*?["
 
@@ -181,17 +182,12 @@ def mirror(url: str, cache_root: Path, settings: S3Settings | None = None) -> tu
         current = marker.read_text() if marker.exists() and target.exists() else None
         if current != obj.signature():
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".download-")
-            os.close(fd)
             try:
-                client.download_file(split_s3_url(obj.url)[0], obj.key, temp)
-                os.replace(temp, target)
+                atomic_write(target, lambda temp, obj=obj: client.download_file(split_s3_url(obj.url)[0], obj.key,
+                                                                                temp))
             except Exception as exc:
                 raise ObjectStoreError(f"cannot download {obj.url}: {_describe(exc)}") from None
-            finally:
-                if os.path.exists(temp):
-                    os.unlink(temp)
-            _write_atomic(marker, obj.signature().encode())
+            atomic_write(marker, obj.signature().encode())
         paths.append(str(target))
     _, key = split_s3_url(url)
     if any(c in key for c in WILDCARDS):
@@ -227,20 +223,6 @@ def folder_at(location: str | os.PathLike, settings: S3Settings | None = None) -
     return LocalFolder(str(Path(text).expanduser().resolve()))
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
-
-
 @dataclass
 class LocalFolder:
     location: str
@@ -255,7 +237,7 @@ class LocalFolder:
 
     def write_bytes(self, name: str, data: bytes) -> None:
         try:
-            _write_atomic(Path(self.location) / name, data)
+            atomic_write(Path(self.location) / name, data)
         except OSError as exc:
             raise ObjectStoreError(f"cannot write {Path(self.location) / name}: {exc.strerror}") from None
 

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import glob as globlib
 import hashlib
 import os
 import threading
@@ -24,7 +23,9 @@ import duckdb
 import polars as pl
 
 from citystat import config
+from citystat.files.local import expand, files_fingerprint
 from citystat.files.s3 import ObjectStoreError, is_s3, list_objects, local_pattern, mirror, objects_fingerprint
+from citystat.kpis.sql import fy_trunc_sql, period_sql, quote_identifier, quote_literal  # noqa: F401  (re-exported)
 from citystat.registry.loader import Problem, Registry
 
 READ_STATEMENTS = {duckdb.StatementType.SELECT}
@@ -49,32 +50,6 @@ class SourceFiles:
     files: tuple[str, ...]
 
 
-def quote_identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def quote_literal(text: str) -> str:
-    """Only for registry-controlled paths in view DDL (DDL cannot take bound parameters)."""
-    return "'" + text.replace("'", "''") + "'"
-
-
-def fy_trunc_sql(column: str, fy_start_month: int) -> str:
-    shift = fy_start_month - 1
-    if shift == 0:
-        return f"CAST(date_trunc('year', {column}) AS DATE)"
-    return (f"CAST(date_trunc('year', {column} - INTERVAL {shift} MONTH) "
-            f"+ INTERVAL {shift} MONTH AS DATE)")
-
-
-def period_sql(column: str, grain: str, fy_start_month: int) -> str:
-    """SQL expression giving the period start (DATE) of a timestamp/date column."""
-    if grain == "fiscal_year":
-        return fy_trunc_sql(column, fy_start_month)
-    if grain == "day":
-        return f"CAST({column} AS DATE)"
-    return f"CAST(date_trunc('{grain}', {column}) AS DATE)"
-
-
 class Engine:
     def __init__(self, registry: Registry, *, memory_limit: str | None = None, threads: int | None = None):
         self.registry = registry
@@ -89,6 +64,7 @@ class Engine:
             self.con.execute(f"SET threads = {int(threads)}")
         self.source_files: dict[str, SourceFiles] = {}
         self.remote_sources: dict[str, str] = {}  # source id -> s3:// URL (read via a local copy)
+        self.mirrored: dict[str, str] = {}  # source id -> fingerprint of the s3 listing its local copy holds
         self.available: set[str] = set()
         self._create_views()
         self._sandbox()
@@ -106,7 +82,7 @@ class Engine:
                 location = self._mirror(source.id, location)
                 if location is None:
                     continue
-            files = _expand(location)
+            files = expand(location)
             self.source_files[source.id] = SourceFiles(source.id, location, files)
             if not files:
                 self._problem(source.id, f"no file matches {source.path!r} (resolved to {location})")
@@ -153,6 +129,7 @@ class Engine:
         self.remote_sources[source_id] = url
         try:
             objects, _ = mirror(url, config.cache_dir())
+            self.mirrored[source_id] = objects_fingerprint(objects)
         except ObjectStoreError as exc:
             self.source_files[source_id] = SourceFiles(source_id, url, ())
             self._problem(source_id, str(exc))
@@ -229,26 +206,49 @@ class Engine:
             "WHERE table_name = $name ORDER BY ordinal_position", {"name": source_id})
 
     # ---- fingerprints -------------------------------------------------------------------
-    def data_fingerprint(self) -> str:
-        """Changes when any extract file is added, removed, replaced or touched."""
-        digest = hashlib.sha256()
+    def source_fingerprints(self) -> dict[str, str]:
+        """source id -> a fingerprint that changes when the source's extract files change.
+
+        Local files: their names, sizes and modification times (`files.local`). s3:// sources:
+        the bucket's listing (ETag, size, LastModified of each object) now, plus the local
+        copies this engine reads.
+        """
+        prints = {}
         for source_id in sorted(self.source_files):
-            if source_id in self.remote_sources:  # s3: the objects' ETag, size and LastModified
+            local = files_fingerprint(expand(self.source_files[source_id].pattern))
+            if source_id in self.remote_sources:
                 try:
-                    digest.update(objects_fingerprint(list_objects(self.remote_sources[source_id])).encode())
+                    listing = objects_fingerprint(list_objects(self.remote_sources[source_id]))
                 except ObjectStoreError:
-                    digest.update(f"{source_id}|unreachable".encode())
-                continue
-            for file in _expand(self.source_files[source_id].pattern):
-                try:
-                    stat = os.stat(file)
-                    digest.update(f"{file}|{stat.st_size}|{stat.st_mtime_ns}".encode())
-                except OSError:
-                    digest.update(f"{file}|missing".encode())
+                    listing = "unreachable"
+                prints[source_id] = f"{listing}/{local}"
+            else:
+                prints[source_id] = local
+        return prints
+
+    def stale_sources(self, prints: dict[str, str] | None = None) -> list[str]:
+        """The s3:// sources whose bucket now holds something else than this engine copied."""
+        prints = self.source_fingerprints() if prints is None else prints
+        return sorted(s for s, url in self.remote_sources.items()
+                      if s in self.mirrored and prints.get(s, "").split("/")[0] != self.mirrored[s])
+
+    def source_fingerprint(self, source_id: str) -> str:
+        """One source's fingerprint (a SQL-defined source: that of all the extracts)."""
+        if source_id not in self.source_files:
+            return self.data_fingerprint()
+        return self.source_fingerprints()[source_id] if source_id in self.remote_sources else \
+            files_fingerprint(expand(self.source_files[source_id].pattern))
+
+    def data_fingerprint(self, prints: dict[str, str] | None = None) -> str:
+        """Changes when any extract file is added, removed, replaced or touched."""
+        prints = self.source_fingerprints() if prints is None else prints
+        digest = hashlib.sha256()
+        for source_id, value in sorted(prints.items()):
+            digest.update(f"{source_id}|{value}".encode())
         return digest.hexdigest()[:16]
 
-    def fingerprint(self) -> str:
-        return f"{self.registry.fingerprint()}-{self.data_fingerprint()}"
+    def fingerprint(self, prints: dict[str, str] | None = None) -> str:
+        return f"{self.registry.fingerprint()}-{self.data_fingerprint(prints)}"
 
 
 def _default_memory_limit() -> str | None:
@@ -260,14 +260,6 @@ def _default_memory_limit() -> str | None:
         return f"{psutil.virtual_memory().total // 2 // 2**20}MB"
     except Exception:
         return None
-
-
-def _expand(location: str) -> tuple[str, ...]:
-    if "://" in location:
-        return (location,)
-    if any(ch in location for ch in "*?["):
-        return tuple(sorted(globlib.glob(location, recursive=True)))
-    return (location,) if os.path.isfile(location) else ()
 
 
 def _first_line(exc: BaseException) -> str:

@@ -62,11 +62,6 @@ def source_days(registry: Registry, rollup: Rollup) -> dict[str, tuple[date, dat
     return days
 
 
-def source_last_days(registry: Registry, rollup: Rollup) -> dict[str, date]:
-    """The last complete day of each source (see `source_days`)."""
-    return {source: last for source, (_, last) in source_days(registry, rollup).items()}
-
-
 def data_window(registry: Registry, rollup: Rollup, metric: Metric) -> tuple[date, date] | None:
     """First and last complete day with data in every source the metric reads."""
     days = source_days(registry, rollup)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -22,15 +21,15 @@ from typing import Callable
 import polars as pl
 
 from citystat import config
+from citystat.files.local import atomic_write
 from citystat.files.s3 import ObjectStoreError, folder_at, is_s3, read_pointer
 from citystat.registry.loader import Problem, Registry
 from citystat.kpis.rollup import Rollup, empty_rollup
+from citystat.kpis.scan import EXTENTS_SCHEMA
 
 ROLLUPS_ENV = "CITYSTAT_ROLLUPS"
 CHECK_ENV = "CITYSTAT_ROLLUPS_CHECK_SECONDS"
 UNPUBLISHED = "unpublished"
-EXTENTS_SCHEMA = {"source_id": pl.Utf8, "first_time": pl.Datetime("us"), "last_time": pl.Datetime("us"),
-                  "rows": pl.Int64}
 
 
 class PublishedRollups:
@@ -81,10 +80,7 @@ class PublishedRollups:
             data = self.folder.read_bytes(name)
             if data is None:
                 raise ObjectStoreError(f"{self.location}/{name} is missing (named by latest.json)")
-            fd, temp = tempfile.mkstemp(dir=local, prefix=".tmp-")
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(temp, local / name)
+            atomic_write(local / name, data)
         rollup = load_rollup(local, fingerprint)
         if rollup is None:
             raise ObjectStoreError(f"{self.location}: the rollup files of {fingerprint} cannot be read")

@@ -10,12 +10,11 @@ partial aggregates that refresh folds the new days into (read only when a refres
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import polars as pl
 
+from citystat.files.local import atomic_write
 from citystat.registry.loader import Problem
 from citystat.kpis.rollup import ROLLUP_SCHEMA, Rollup
 
@@ -27,18 +26,6 @@ def _paths(folder: Path, fingerprint: str) -> tuple[Path, Path, Path, Path]:
 
 def _latest_path(folder: Path, registry_fingerprint: str) -> Path:
     return folder / f"latest-{registry_fingerprint}.json"
-
-
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(temp)
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
 
 
 def _partials_name(fingerprint: str, index: int) -> str:
@@ -59,17 +46,17 @@ def save_rollup(folder: Path, rollup: Rollup) -> None:
         if days is None:
             continue
         name = _partials_name(rollup.fingerprint, index)
-        _atomic_write(folder / name, lambda t, days=days: days.write_parquet(t))
+        atomic_write(folder / name, lambda t, days=days: days.write_parquet(t))
         daily_files[key] = name
     meta = {"manifest": rollup.manifest, "registry_fingerprint": rollup.registry_fingerprint, "how": rollup.how,
             "daily": daily_files}
-    _atomic_write(problems_path, lambda t: Path(t).write_text(json.dumps(problems)))
-    _atomic_write(meta_path, lambda t: Path(t).write_text(json.dumps(meta)))
-    _atomic_write(extents_path, lambda t: rollup.extents.write_parquet(t))
-    _atomic_write(rollup_path, lambda t: rollup.frame.write_parquet(t))
+    atomic_write(problems_path, json.dumps(problems))
+    atomic_write(meta_path, json.dumps(meta))
+    atomic_write(extents_path, lambda t: rollup.extents.write_parquet(t))
+    atomic_write(rollup_path, lambda t: rollup.frame.write_parquet(t))
     if rollup.registry_fingerprint:
-        _atomic_write(_latest_path(folder, rollup.registry_fingerprint),
-                      lambda t: Path(t).write_text(json.dumps({"fingerprint": rollup.fingerprint})))
+        atomic_write(_latest_path(folder, rollup.registry_fingerprint),
+                      json.dumps({"fingerprint": rollup.fingerprint}))
 
 
 def load_rollup(folder: Path, fingerprint: str) -> Rollup | None:

@@ -86,6 +86,9 @@ class City(Strict):
                          description="Default licence URL for published sources.")
     suppression_threshold: int = Field(
         10, ge=0, le=100, description="Counts from 1 to this value are hidden on public views of sensitive sources.")
+    not_recorded_label: str = Field(
+        "(not recorded)", min_length=1,
+        description="Label of the breakdown group of rows whose dimension value is empty or null.")
 
 
 class Department(Strict):
