@@ -4,9 +4,12 @@
 
 Publishes the registry's rollup to a temporary folder (`refresh`), starts ONE replica
 (`streamlit run app.py` with CITYSTAT_ROLLUPS set, so it never computes), then with headless
-Chromium: opens the Overview and the Metric page once per session, one after the other
-(time per page view at concurrency 1), keeps all sessions open, and reads the server's
-resident memory and CPU seconds (psutil) before the first session and after the last. Prints JSON.
+Chromium: in each session opens the Overview, the Metric page and the Stat session page, one
+after the other (time per page view at concurrency 1), and reruns each once (the "R" key, as a
+widget change does), keeps all sessions open, and reads the server's resident memory and CPU
+seconds (psutil) around every view and before the first session and after the last. A view is
+counted when the page has finished drawing (charts and tables included). Prints JSON; the CPU
+per view figures leave out the first session (the server's one-off start-up work).
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from devtools.appserver import CHROMIUM, CHROMIUM_ARGS, PROJECT_ROOT, start_app, wait_for_app  # noqa: E402
 from citystat.kpis.refresh import refresh  # noqa: E402
+
+
+PAGES = (("overview", "/"), ("metric", "/metric"), ("session", "/session"))  # a staff member's usual round
 
 
 def rss_mb(pid: int) -> float:
@@ -55,7 +61,9 @@ def main() -> int:
         try:
             idle = rss_mb(app.process.pid)
             cpu_views: list[float] = []
-            overview, metric, first = [], [], None
+            cpu_by_page: dict[str, list[float]] = {name: [] for name, _path in PAGES}
+            walls: dict[str, list[float]] = {name: [] for name, _path in PAGES}
+            first = None
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
                 contexts = []
@@ -64,13 +72,20 @@ def main() -> int:
                     page = context.new_page()
                     page.set_default_timeout(120_000)
                     contexts.append(context)
-                    for url, times in ((app.url, overview), (f"{app.url}/metric", metric)):
-                        t, cpu = time.perf_counter(), cpu_s(app.process.pid)
-                        page.goto(url)
-                        wait_for_app(page)
-                        times.append(time.perf_counter() - t - 0.25)  # wait_for_app waits 0.25 s on purpose
-                        if n:
-                            cpu_views.append(cpu_s(app.process.pid) - cpu)
+                    for name, path in PAGES:
+                        for rerun in (False, True):
+                            t, cpu = time.perf_counter(), cpu_s(app.process.pid)
+                            if rerun:
+                                page.locator("body").press("r")  # Streamlit's rerun key
+                            else:
+                                page.goto(app.url + path)
+                            wait_for_app(page)
+                            if not rerun:
+                                walls[name].append(time.perf_counter() - t - 0.25)  # wait_for_app waits 0.25 s
+                            if n:
+                                spent = cpu_s(app.process.pid) - cpu
+                                cpu_views.append(spent)
+                                cpu_by_page[name].append(spent)
                     if n == 0:
                         first = rss_mb(app.process.pid)
                 loaded = rss_mb(app.process.pid)
@@ -83,11 +98,11 @@ def main() -> int:
         "server_rss_idle_mb": round(idle, 1), "server_rss_one_session_mb": round(first, 1),
         "server_rss_all_sessions_mb": round(loaded, 1), "sessions": args.sessions,
         "rss_per_extra_session_mb": round(per_session, 2),
-        "overview_view_s_first": round(overview[0], 2),
-        "overview_view_s_median_later": round(statistics.median(overview[1:] or overview), 2),
+        "overview_view_s_first": round(walls["overview"][0], 2),
+        "view_s_median_later": {name: round(statistics.median(v[1:] or v), 2) for name, v in walls.items()},
         "server_cpu_s_per_view_median_later": round(statistics.median(cpu_views), 3),
         "server_cpu_s_per_view_mean_later": round(statistics.mean(cpu_views), 3),
-        "metric_view_s_median_later": round(statistics.median(metric[1:] or metric), 2),
+        "server_cpu_s_per_view_by_page": {name: round(statistics.median(v), 3) for name, v in cpu_by_page.items()},
     }, indent=2))
     return 0
 
