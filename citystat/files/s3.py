@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Iterable, Protocol
 from urllib.parse import urlparse
 
-from citystat.files.local import atomic_write
+from citystat.files.local import atomic_write, expand
 
 WILDCARDS = "*?["
 
@@ -191,9 +191,7 @@ def mirror(url: str, cache_root: Path, settings: S3Settings | None = None) -> tu
         paths.append(str(target))
     _, key = split_s3_url(url)
     if any(c in key for c in WILDCARDS):
-        import glob as globlib
-
-        for stale in set(globlib.glob(str(folder / key), recursive=True)) - set(paths):
+        for stale in set(expand(str(folder / key))) - set(paths):
             Path(stale).unlink(missing_ok=True)
     return objects, paths
 
