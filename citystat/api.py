@@ -26,7 +26,7 @@ import polars as pl
 from citystat import config
 from citystat.kpis.engine import Engine
 from citystat.kpis.frames import available_periods, city_scores, default_as_of, kpi_frame, overview, period_last_day
-from citystat.registry.loader import Problem, Registry, load_registry
+from citystat.registry.loader import Problem, Registry, RegistryError, empty_registry, load_registry
 from citystat.registry.models import Metric
 from citystat.kpis.rollup import Rollup, SourcesChanged, stable_rollup
 
@@ -35,7 +35,7 @@ class CityStat:
     """One city's registry, engine and KPI rollup."""
 
     def __init__(self, registry_path: str | Path | None = None, *, use_disk_cache: bool = True,
-                 replica: bool | None = None, check_interval: float = 0.0):
+                 replica: bool | None = None, check_interval: float = 0.0, keep_last_good: bool = False):
         from citystat.kpis.replica import published_rollups
 
         self.registry_path = config.registry_path(registry_path)
@@ -50,6 +50,12 @@ class CityStat:
         self._kpi_cache: dict[tuple, pl.DataFrame] = {}
         self.check_interval = check_interval
         self._checked_at = float("-inf")
+        # keep_last_good (the app): a registry that does not load leaves the last one that did
+        # serving (on first start, an empty city) and `registry_error` says why; without it
+        # (scripts, the CLI) RegistryError is raised.
+        self.keep_last_good = keep_last_good
+        self.registry_error: RegistryError | None = None
+        self._failed_text: str | None = None
 
     @classmethod
     def open(cls, registry_path: str | Path | None = None, **options) -> "CityStat":
@@ -58,11 +64,31 @@ class CityStat:
     # ---- freshness ----------------------------------------------------------------------
     def _registry_changed(self) -> bool:
         try:
-            text = self.registry_path.read_text(encoding="utf-8")
+            text = self.registry_path.read_text(encoding="utf-8", errors="replace")
         except OSError:
             return self._registry is None
+        if self.registry_error is not None and text == self._failed_text:
+            return False  # still the same broken file: keep serving what we serve
         return self._registry is None or text != self._registry.text or \
             self._registry.fingerprint() != self._registry_key
+
+    def _load_registry(self) -> Registry | None:
+        """The registry from disk; with keep_last_good, None (keep the current one) when it does
+        not load, or an empty city on first start."""
+        try:
+            registry = load_registry(self.registry_path)
+        except RegistryError as exc:
+            if not self.keep_last_good:
+                raise
+            self.registry_error = exc
+            try:
+                self._failed_text = self.registry_path.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                self._failed_text = None
+            return empty_registry(self.registry_path) if self._registry is None else None
+        self.registry_error = None
+        self._failed_text = None
+        return registry
 
     def sync(self, force: bool = False) -> "CityStat":
         """Reload whatever changed on disk (registry, queries, extracts); cheap when nothing did.
@@ -73,8 +99,8 @@ class CityStat:
         if not force and self._rollup is not None and time.monotonic() - self._checked_at < self.check_interval:
             return self
         with self._lock:
-            if self._registry_changed():
-                self._registry = load_registry(self.registry_path)
+            if self._registry_changed() and (registry := self._load_registry()) is not None:
+                self._registry = registry
                 self._registry_key = self._registry.fingerprint()
                 self._engine = Engine(self._registry)
                 self._rollup = None

@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+
+from citystat.registry.yamlfile import (Problem, YamlFileError, describe, line_for_loc, line_of, parse_yaml,
+                                        plain, read_text)
 
 ID_PATTERN = r"^[a-z][a-z0-9_]*$"
 EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
@@ -109,25 +110,11 @@ class AlertRule(BaseModel):
         return [f"email:{self.department}"] if self.department else []
 
 
-@dataclass(frozen=True)
-class AlertProblem:
-    file: str
-    line: int | None
-    rule: str | None
-    message: str
-
-    def __str__(self) -> str:
-        where = self.file + (f":{self.line}" if self.line else "")
-        who = f" [rule {self.rule}]" if self.rule else ""
-        return f"{where}{who}: {self.message}"
+AlertProblem = Problem  # entry "rule <id>"; str() reads "alerts.yaml:7 [rule <id>]: ..."
 
 
-class AlertRulesError(Exception):
+class AlertRulesError(YamlFileError):
     """alerts.yaml has problems; `.problems` lists each with file, line and rule id."""
-
-    def __init__(self, problems: list[AlertProblem]):
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
 
 
 @dataclass(frozen=True)
@@ -147,73 +134,44 @@ class AlertRules:
         return tuple(r for r in self.rules if r.enabled)
 
 
-def _line_of(node: Any, loc: Sequence[Any]) -> int | None:
-    """1-based line of the deepest YAML node along a pydantic error location."""
-    line = None
-    current = node
-    if isinstance(current, CommentedMap):
-        line = current.lc.line + 1
-    for step in loc:
-        try:
-            if isinstance(current, CommentedMap) and step in current:
-                line = current.lc.key(step)[0] + 1
-                current = current[step]
-            elif isinstance(current, CommentedSeq) and isinstance(step, int) and step < len(current):
-                line = current.lc.item(step)[0] + 1
-                current = current[step]
-            else:
-                break
-        except (KeyError, TypeError, AttributeError):
-            break
-    return line
-
-
 def parse_alert_rules(text: str, file: str = "alerts.yaml") -> AlertRules:
     """Parse alerts.yaml text; raises `AlertRulesError` listing every problem."""
-    yaml = YAML(typ="rt")
     try:
-        data = yaml.load(text)
-    except MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else None
-        raise AlertRulesError([AlertProblem(file, line, None, f"not valid YAML: {exc.problem}")]) from None
+        data = parse_yaml(text, file)
+    except YamlFileError as exc:
+        raise AlertRulesError(exc.problems) from None
     if data is None:
         return AlertRules(Path(file), ())
     if not isinstance(data, CommentedMap) or "rules" not in data:
-        raise AlertRulesError([AlertProblem(file, 1, None, "expected a top-level 'rules:' list")])
+        raise AlertRulesError([Problem(file, 1, None, "expected a top-level 'rules:' list")])
     extra = [k for k in data if k != "rules"]
-    problems: list[AlertProblem] = []
+    problems: list[Problem] = []
     if extra:
-        problems.append(AlertProblem(file, _line_of(data, [extra[0]]), None,
-                                     f"unknown top-level key(s) {extra}; only 'rules' is allowed"))
+        problems.append(Problem(file, line_of(data, extra[0]), None,
+                                f"unknown top-level key(s) {extra}; only 'rules' is allowed"))
     items = data["rules"] or []
     if not isinstance(items, CommentedSeq):
-        raise AlertRulesError([AlertProblem(file, _line_of(data, ["rules"]), None, "'rules' must be a list")])
+        raise AlertRulesError([Problem(file, line_of(data, "rules"), None, "'rules' must be a list")])
     rules: list[AlertRule] = []
     lines: dict[str, int] = {}
     for index, item in enumerate(items):
-        line = items.lc.item(index)[0] + 1
+        line = line_of(items, index)
         rule_id = item.get("id") if isinstance(item, CommentedMap) else None
-        label = str(rule_id) if rule_id else f"#{index + 1}"
+        entry = f"rule {rule_id}" if rule_id else f"rule #{index + 1}"
         if not isinstance(item, CommentedMap):
-            problems.append(AlertProblem(file, line, label, "each rule must be a mapping of fields"))
+            problems.append(Problem(file, line, entry, "each rule must be a mapping of fields"))
             continue
         try:
-            rule = AlertRule.model_validate(_plain(item))
+            rule = AlertRule.model_validate(plain(item))
         except ValidationError as exc:
             for err in exc.errors():
-                loc = [p for p in err["loc"]]
-                field_name = ".".join(str(p) for p in loc) or None
-                msg = err["msg"].removeprefix("Value error, ")
-                if err["type"] == "extra_forbidden":
-                    msg = "unknown field (check the spelling)"
-                elif err["type"] == "missing":
-                    msg = "required field is missing"
-                text_ = f"{field_name}: {msg}" if field_name else msg
-                problems.append(AlertProblem(file, _line_of(item, loc) or line, label, text_))
+                message = describe(err, AlertRule)
+                if err["type"] == "missing":
+                    message = f"{'.'.join(str(p) for p in err['loc'])}: required field is missing"
+                problems.append(Problem(file, line_for_loc(item, err["loc"]) or line, entry, message))
             continue
         if rule.id in lines:
-            problems.append(AlertProblem(file, line, rule.id,
-                                         f"duplicate rule id (first defined on line {lines[rule.id]})"))
+            problems.append(Problem(file, line, entry, f"duplicate rule id (first defined on line {lines[rule.id]})"))
             continue
         lines[rule.id] = line
         rules.append(rule)
@@ -226,23 +184,15 @@ def load_alert_rules(path: str | Path) -> AlertRules:
     """Load and validate alerts.yaml."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise AlertRulesError([AlertProblem(str(path), None, None, f"cannot read: {exc.strerror}")]) from None
+        text = read_text(path)
+    except YamlFileError as exc:
+        raise AlertRulesError(exc.problems) from None
     rules = parse_alert_rules(text, str(path))
     return AlertRules(path, rules.rules, rules.lines)
 
 
-def _plain(node: Any) -> Any:
-    if isinstance(node, CommentedMap):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, CommentedSeq):
-        return [_plain(v) for v in node]
-    return node
-
-
 def check_references(rules: AlertRules, *, departments: Mapping[str, str | None],
-                     metric_tags: Mapping[str, Sequence[str]], query_root: str | Path) -> list[AlertProblem]:
+                     metric_tags: Mapping[str, Sequence[str]], query_root: str | Path) -> list[Problem]:
     """Cross-check rules against the registry: departments, metrics, tags and query files.
 
     `departments` maps id -> e-mail (None when the department has none); `metric_tags` maps
@@ -253,7 +203,7 @@ def check_references(rules: AlertRules, *, departments: Mapping[str, str | None]
     all_tags = {t for tags in metric_tags.values() for t in tags}
 
     def add(rule: AlertRule, message: str) -> None:
-        problems.append(AlertProblem(str(rules.path), rules.lines.get(rule.id), rule.id, message))
+        problems.append(Problem(str(rules.path), rules.lines.get(rule.id), f"rule {rule.id}", message))
 
     for rule in rules.rules:
         if rule.department is not None and rule.department not in departments:

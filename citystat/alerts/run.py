@@ -226,7 +226,7 @@ def run_alerts(stat: "CityStat", store: "Store | None", rules: AlertRules, *, as
     problems = check_references(
         rules, departments=department_emails(stat),
         metric_tags={m.id: m.tags for m in stat.registry.metrics.values()}, query_root=rules.path.parent)
-    broken = {p.rule for p in problems}
+    broken = {p.entry_id for p in problems}
     run.errors += [str(p) for p in problems]
     settings: list = []
 

@@ -13,40 +13,22 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
 
-from citystat.registry.models import City, Department, Metric, Source
+from citystat.registry.models import City, Department, Metric, Source, RegistryFile
+from citystat.registry.yamlfile import (Problem, YamlFileError, allowed_keys, did_you_mean, line_of, mapping_document,
+                                        read_text, validated)
+from citystat.registry.yamlfile import parse_yaml as _parse_yaml
 
+MAX_DERIVED_DEPTH = 20  # derived metrics built on derived metrics, this many levels at most
+MAX_METRICS = 1_000  # a city reviews tens to hundreds; thousands is a generated file or an attack
 DERIVED_TOKEN = re.compile(r"\s*(?:(?P<id>[a-z][a-z0-9_]*)|(?P<num>\d+(?:\.\d+)?)|(?P<op>[-+*/()]))")
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with the registry or a metric's data, located as precisely as we can."""
-
-    file: str
-    line: int | None
-    entry: str | None  # "metric pothole_on_time", "source permits", ...
-    message: str
-    severity: str = "error"  # error | warning
-
-    def __str__(self) -> str:
-        where = self.file + (f":{self.line}" if self.line else "")
-        who = f" [{self.entry}]" if self.entry else ""
-        return f"{where}{who}: {self.message}"
-
-
-class RegistryError(Exception):
+class RegistryError(YamlFileError):
     """The registry cannot be used at all (unreadable file, broken YAML, no city section)."""
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
 
 
 @dataclass
@@ -100,18 +82,29 @@ class Registry:
         return self.sources.get(metric.source) if metric.source else None
 
     def sources_of(self, metric: Metric) -> list[str]:
-        """Every source a metric reads, following derived metrics and SQL files."""
+        """Every source a metric reads, following derived metrics and SQL files (iteratively:
+        derived chains are bounded by the loader, but no chain may exhaust the stack)."""
+        found: list[str] = []
+        pending, seen = [metric], {metric.id}
+        while pending:
+            current = pending.pop()
+            if current.derived:
+                for dep in derived_references(current.derived):
+                    if dep in self.metrics and dep not in seen:
+                        seen.add(dep)
+                        pending.append(self.metrics[dep])
+                continue
+            found += [s for s in self._direct_sources(current) if s not in found]
+        return found
+
+    def _direct_sources(self, metric: Metric) -> list[str]:
         if metric.source:
             return [metric.source]
-        if metric.derived:
-            found: list[str] = []
-            for dep in derived_references(metric.derived):
-                if dep in self.metrics and dep != metric.id:
-                    found += [s for s in self.sources_of(self.metrics[dep]) if s not in found]
-            return found
+        if not metric.sql:
+            return []
         if metric.sql not in self._sql_sources:  # read each query file once per loaded registry
             try:
-                text = self.sql_text(metric.sql or "")
+                text = self.sql_text(metric.sql)
             except OSError:
                 return []
             self._sql_sources[metric.sql] = [s for s in self.sources if re.search(rf"\b{re.escape(s)}\b", text)]
@@ -150,72 +143,12 @@ def derived_references(expression: str) -> list[str]:
     return ids
 
 
-def _line(node: Any, key: Any) -> int | None:
-    """1-based line of `node[key]` in the YAML, if ruamel recorded it."""
-    try:
-        if isinstance(node, CommentedMap):
-            return node.lc.key(key)[0] + 1
-        if isinstance(node, CommentedSeq):
-            return node.lc.item(key)[0] + 1
-    except (KeyError, IndexError, TypeError, AttributeError):
-        return None
-    return None
-
-
-def _line_for_loc(node: Any, loc: Iterable[Any]) -> int | None:
-    """Walk a pydantic error location down the YAML tree, returning the deepest known line."""
-    line = getattr(node, "lc", None) and node.lc.line + 1
-    for key in loc:
-        if isinstance(node, (CommentedMap, CommentedSeq)):
-            try:
-                child = node[key]
-            except (KeyError, IndexError, TypeError):
-                break
-            line = _line(node, key) or line
-            node = child
-        else:
-            break
-    return line
-
-
-def _describe(error: dict) -> str:
-    loc = ".".join(str(part) for part in error["loc"] if not str(part).startswith("function-"))
-    message = error["msg"].removeprefix("Value error, ")
-    return f"{loc}: {message}" if loc else message
-
-
-def _validated(model: type[BaseModel], node: Any, file: str, entry: str,
-               problems: list[Problem]) -> BaseModel | None:
-    try:
-        return model.model_validate(_plain(node))
-    except ValidationError as exc:
-        for error in exc.errors():
-            problems.append(Problem(file, _line_for_loc(node, error["loc"]), entry, _describe(error)))
-        return None
-
-
-def _plain(node: Any) -> Any:
-    """ruamel containers to plain dicts/lists (pydantic is stricter with plain types)."""
-    if isinstance(node, dict):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    return node
-
-
 def parse_yaml(text: str, file: str) -> Any:
-    yaml = YAML(typ="rt")
+    """Parse registry YAML text; errors raise RegistryError naming the file and line."""
     try:
-        return yaml.load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        message = f"YAML syntax: {exc.problem or exc.context}"
-        if exc.context_mark and exc.problem_mark and exc.context_mark.line != exc.problem_mark.line:
-            message += f" ({exc.context} at line {exc.context_mark.line + 1})"
-        raise RegistryError([Problem(file, line, None, message)]) from None
-    except Exception as exc:  # ruamel raises several unrelated types for broken input
-        raise RegistryError([Problem(file, None, None, f"cannot parse YAML: {exc}")]) from None
+        return _parse_yaml(text, file)
+    except YamlFileError as exc:
+        raise RegistryError(exc.problems) from None
 
 
 def load_registry(path: str | Path) -> Registry:
@@ -223,20 +156,21 @@ def load_registry(path: str | Path) -> Registry:
     path = Path(path).resolve()
     file = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RegistryError([Problem(file, None, None, f"cannot read registry: {exc}")]) from None
-    doc = parse_yaml(text, file)
-    if not isinstance(doc, CommentedMap):
-        raise RegistryError([Problem(file, 1, None, "the registry must be a mapping with city, departments, sources, metrics")])
+        text = read_text(path)
+        doc = mapping_document(_parse_yaml(text, file), file,
+                               top_level="a mapping with city, departments, sources, metrics")
+    except YamlFileError as exc:
+        raise RegistryError(exc.problems) from None
 
     problems: list[Problem] = []
     unknown = set(doc) - {"city", "departments", "sources", "metrics"}
     for key in sorted(unknown, key=str):
-        problems.append(Problem(file, _line(doc, key), None, f"unknown top-level key {key!r}"))
+        guess = did_you_mean(str(key), allowed_keys(RegistryFile))
+        hint = f" (did you mean {guess!r}?)" if guess else ""
+        problems.append(Problem(file, line_of(doc, key), None, f"unknown top-level key {key!r}{hint}"))
     if "city" not in doc:
         raise RegistryError([Problem(file, 1, None, "missing 'city' section")])
-    city = _validated(City, doc["city"], file, "city", problems)
+    city = validated(City, doc["city"], file, "city", problems)
     if city is None:
         raise RegistryError(problems)
 
@@ -249,16 +183,20 @@ def load_registry(path: str | Path) -> Registry:
             problems.append(Problem(file, 1, None, f"missing '{kind}s' section"))
             continue
         if not isinstance(section, CommentedSeq):
-            problems.append(Problem(file, _line(doc, kind + "s"), None, f"'{kind}s' must be a list"))
+            problems.append(Problem(file, line_of(doc, kind + "s"), None, f"'{kind}s' must be a list"))
             continue
+        if kind == "metric" and len(section) > MAX_METRICS:
+            raise RegistryError([Problem(file, line_of(doc, "metrics"), None,
+                                         f"{len(section):,} metrics, more than the limit of {MAX_METRICS:,}: "
+                                         "split the registry or remove what is not reviewed")])
         for index, node in enumerate(section):
-            line = _line(section, index)
+            line = line_of(section, index)
             raw_id = node.get("id") if isinstance(node, dict) else None
             entry = f"{kind} {raw_id}" if raw_id else f"{kind} #{index + 1}"
             if not isinstance(node, CommentedMap):
                 problems.append(Problem(file, line, entry, f"each {kind} must be a mapping"))
                 continue
-            item = _validated(model, node, file, entry, problems)
+            item = validated(model, node, file, entry, problems)
             if item is None:
                 continue
             if item.id in target:
@@ -270,6 +208,11 @@ def load_registry(path: str | Path) -> Registry:
 
     _check_references(registry)
     return registry
+
+
+def empty_registry(path: str | Path) -> Registry:
+    """A city with nothing in it: what the app serves when its first registry does not load."""
+    return Registry(path=Path(path).resolve(), city=City(name="CityStat"), departments={}, sources={}, metrics={})
 
 
 def _drop(registry: Registry, metric_id: str, message: str) -> None:
@@ -326,12 +269,32 @@ def _check_references(registry: Registry) -> None:
             continue
         graph[metric.id] = set(refs)
     try:
-        graphlib.TopologicalSorter(graph).prepare()
+        order = list(graphlib.TopologicalSorter(graph).static_order())
     except graphlib.CycleError as exc:
         cycle = exc.args[1]
         for metric_id in dict.fromkeys(cycle):
             if metric_id in registry.metrics:
                 _drop(registry, metric_id, "derived metrics form a cycle: " + " -> ".join(cycle))
+        return
+    _check_derived_depth(registry, graph, order)
+
+
+def _check_derived_depth(registry: Registry, graph: dict[str, set[str]], order: list[str]) -> None:
+    """Derived metrics may build on derived metrics at most MAX_DERIVED_DEPTH deep (iteratively)."""
+    depth: dict[str, int] = {}
+    for metric_id in order:  # dependencies come first
+        if metric_id not in graph:
+            continue
+        if metric_id not in registry.metrics:
+            continue
+        left_out = [r for r in graph[metric_id] if r not in registry.metrics]
+        if left_out:
+            _drop(registry, metric_id, f"derived expression uses metric(s) that were left out: {', '.join(sorted(left_out))}")
+            continue
+        depth[metric_id] = 1 + max((depth.get(r, 0) for r in graph[metric_id]), default=0)
+        if depth[metric_id] > MAX_DERIVED_DEPTH:
+            _drop(registry, metric_id, f"derived metrics nest {depth[metric_id]} deep here (each built on the one "
+                                       f"before); the limit is {MAX_DERIVED_DEPTH}: build it from declared metrics")
 
 
 def _inside(registry: Registry, relative: str) -> bool:

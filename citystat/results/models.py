@@ -20,18 +20,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+
+from citystat.registry.yamlfile import Problem, YamlFileError, model_at, plain, read_yaml, unknown_key_message
 
 Direction = Literal["higher", "lower"]
 MAX_METRICS_PER_CONTRACT = 5  # the domain's "about five": more than that and nobody reviews them
 
 
-class ResultsConfigError(ValueError):
+class ResultsConfigError(YamlFileError, ValueError):
     """A problem in contracts.yaml or experiments.yaml, located by file, line, item id and field.
 
     Top-level keys starting with ``x-`` are ignored, so they can hold YAML anchors to reuse.
+    `problems` holds it as the one `Problem` type every YAML loader uses.
     """
 
     def __init__(self, file: str | Path, line: int | None, item_id: str | None,
@@ -41,9 +42,18 @@ class ResultsConfigError(ValueError):
         self.item_id = item_id
         self.field = field
         self.message = message.removeprefix("Value error, ")
+        entry = f"{kind} {item_id}" if item_id else None
+        super().__init__([Problem(self.file, line, entry, f"field {field}: {self.message}" if field else self.message)])
         where = f"{self.file}:{line}" if line is not None else self.file
         parts = ([f"{kind} '{item_id}'"] if item_id else []) + ([f"field {field}"] if field else [])
-        super().__init__(f"{where}: {', '.join(parts) + ': ' if parts else ''}{self.message}")
+        self.args = (f"{where}: {', '.join(parts) + ': ' if parts else ''}{self.message}",)
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+    @classmethod
+    def from_problem(cls, problem: Problem) -> "ResultsConfigError":
+        return cls(problem.file, problem.line, None, problem.message)
 
 
 class _Strict(BaseModel):
@@ -291,41 +301,23 @@ def load_experiments(path: str | Path) -> ExperimentsFile:
 
 def _load(path: Path, model: type[BaseModel]) -> Any:
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ResultsConfigError(path, None, None, f"cannot read file: {exc.strerror}") from exc
-    try:
-        doc = YAML(typ="rt").load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        context = (f" ({exc.context} that starts on line {exc.context_mark.line + 1})"
-                   if exc.context and exc.context_mark is not None else "")
-        raise ResultsConfigError(path, line, None, f"invalid YAML: {exc.problem}{context}") from exc
-    if doc is None:
-        doc = CommentedMap()
-    if not isinstance(doc, CommentedMap):
-        raise ResultsConfigError(path, 1, None, "the file must be a mapping at the top level")
+        doc = read_yaml(path, empty=CommentedMap())
+    except YamlFileError as exc:
+        raise ResultsConfigError.from_problem(exc.problems[0]) from None
     _check_unique_ids(path, doc)
     # Top-level keys starting with "x-" hold YAML anchors to reuse (e.g. a shared metric set).
-    plain = {k: v for k, v in _plain(doc).items() if not k.startswith("x-")}
+    data = {k: v for k, v in plain(doc).items() if not k.startswith("x-")}
     try:
-        return model.model_validate(plain)
+        return model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(err["loc"])
         line, item_id, kind = _locate(doc, loc)
-        field = _field_name(loc)
-        raise ResultsConfigError(path, line, item_id, err["msg"], field=field, kind=kind) from exc
-
-
-def _plain(node: Any) -> Any:
-    """Round-trip containers -> plain dict/list so pydantic sees ordinary data."""
-    if isinstance(node, dict):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    return node
+        message = err["msg"]
+        if err["type"] == "extra_forbidden" and loc:
+            message = unknown_key_message(str(loc[-1]), model_at(model, loc[:-1]))
+            loc = loc[:-1]
+        raise ResultsConfigError(path, line, item_id, message, field=_field_name(loc), kind=kind) from exc
 
 
 def _check_unique_ids(path: Path, doc: CommentedMap) -> None:

@@ -12,7 +12,7 @@ from citystat.config import registry_path
 @st.cache_resource(show_spinner=False)
 def _city(path: str) -> CityStat:
     # Pages force one look at the files per run (city() below); within a run, reuse it.
-    return CityStat.open(path, check_interval=5.0)
+    return CityStat.open(path, check_interval=5.0, keep_last_good=True)
 
 
 def city() -> CityStat:

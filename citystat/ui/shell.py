@@ -29,6 +29,8 @@ def run_app() -> None:
 
     if text := notice(stat.rollup):
         st.warning(text)
+    if user.is_staff:
+        registry_error_banner(stat)
     with st.sidebar:
         st.caption(f"**{stat.registry.city.name}** · CityStat")
         if user.local_mode:
@@ -42,6 +44,19 @@ def run_app() -> None:
         navigation.run()
     finally:
         _inside.active = False
+
+
+def registry_error_banner(stat) -> None:
+    """Staff see why the registry on disk is not the one being served (file:line: message)."""
+    error = stat.registry_error
+    if error is None:
+        return
+    served = ("the dashboard keeps showing the last version that loaded"
+              if stat.registry.metrics or stat.registry.sources else "no KPIs can be shown until it is fixed")
+    lines = "\n".join(f"- `{problem}`" for problem in error.problems[:10])
+    more = f"\n- … and {len(error.problems) - 10} more" if len(error.problems) > 10 else ""
+    st.error(f"**The metric registry on disk does not load**, so {served}. Fix it and reload:\n\n{lines}{more}",
+             icon="🛑")
 
 
 def ensure_shell() -> None:
