@@ -77,7 +77,7 @@ def test_broken_registry_names_file_and_line(tmp_path: Path, case: str) -> None:
 ENTRY = {
     "impossible_date": (REGISTRY.replace("{from: 2025-07-01, value: 150}", "{from: 2025-02-30, value: 150}"),
                         line_of(REGISTRY, "{from: 2025-07-01, value: 150}"), "metric requests_count",
-                        "targets.0.from: Input should be a valid date"),
+                        "targets.0.from: '2025-02-30' is not a real date"),
     "misspelt_key": (REGISTRY.replace("    title: Requests received", "    titel: Requests received"),
                      line_of(REGISTRY, "title: Requests received"), "metric requests_count",
                      "unknown key 'titel' (did you mean 'title'?)"),

@@ -281,6 +281,8 @@ def describe(error: dict, model: type[BaseModel] | None = None) -> str:
     """'field.path: message' for one pydantic error; an unknown key gets 'did you mean'."""
     loc = [part for part in error["loc"] if not str(part).startswith("function-")]
     message = error["msg"].removeprefix("Value error, ")
+    if error["type"].startswith("date") and isinstance(error.get("input"), str):
+        message = f"{error['input']!r} is not a real date ({message[0].lower()}{message[1:]})"
     if error["type"] == "extra_forbidden" and loc:
         message = unknown_key_message(str(loc[-1]), model_at(model, loc[:-1]) if model else None)
         loc = loc[:-1]

@@ -39,7 +39,9 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from citystat.registry.loader import Problem, RegistryError, _line, _validated, parse_yaml
+from citystat.registry.loader import RegistryError
+from citystat.registry.yamlfile import Problem, YamlFileError, line_of as _line, parse_yaml, read_text
+from citystat.registry.yamlfile import validated as _validated
 
 if TYPE_CHECKING:  # pragma: no cover
     from citystat.registry.loader import Registry
@@ -249,13 +251,9 @@ def load_calendar(path: str | Path, registry: "Registry") -> Calendar:
     if not path.exists():
         return calendar
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SessionsFileError([Problem(file, None, None, f"cannot read: {exc}")]) from None
-    try:
-        doc = parse_yaml(text, file)
-    except RegistryError as exc:
-        raise SessionsFileError(_impossible_dates(text, file) or exc.problems) from None
+        doc = parse_yaml(read_text(path), file)
+    except YamlFileError as exc:
+        raise SessionsFileError(exc.problems) from None
     if doc is None:
         return calendar
     if not isinstance(doc, CommentedMap) or "sessions" not in doc:
@@ -303,30 +301,6 @@ def load_calendar(path: str | Path, registry: "Registry") -> Calendar:
     if problems:
         raise SessionsFileError(problems)
     return calendar
-
-
-def _impossible_dates(text: str, file: str) -> list[Problem]:
-    """Lines of date-looking values that are not dates (2026-02-30): ruamel reports no line."""
-    from ruamel.yaml import YAML
-
-    try:
-        root = YAML(typ="rt").compose(text)
-    except Exception:  # noqa: BLE001 - a syntax error: the caller's message stands
-        return []
-    problems, stack = [], [root]
-    while stack:
-        node = stack.pop()
-        value = getattr(node, "value", None)
-        if isinstance(value, list):
-            for child in value:
-                stack.extend(child if isinstance(child, tuple) else (child,))
-        elif node is not None and node.tag.endswith(":timestamp"):
-            try:
-                date.fromisoformat(str(value)[:10])
-            except ValueError as exc:
-                problems.append(Problem(file, node.start_mark.line + 1, None,
-                                        f"{value!r} is not a real date: {exc}"))
-    return sorted(problems, key=lambda p: p.line or 0)
 
 
 def load_default_calendar(registry: "Registry") -> Calendar:
