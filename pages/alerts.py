@@ -4,12 +4,14 @@ import polars as pl
 import streamlit as st
 
 from citystat.auth import Role
-from citystat.ui.context import city, store
+from citystat.ui.context import city
+from citystat.ui.followup import require_store
 from citystat.ui.guard import require_role
 
 user = require_role(Role.STAFF)
 stat = city()
 st.title("Alerts")
+state = require_store("alerts database")
 st.caption("Raised by `python -m citystat alerts` (run from cron) from the rules in alerts.yaml. "
            "Each case is raised once and e-mailed to its owners; acknowledge it when someone is on it.")
 
@@ -18,7 +20,7 @@ top = st.columns(3)
 status = top[0].segmented_control("Show", ["open", "acknowledged", "all"], default="open", key="alert_status")
 department = top[1].selectbox("Department", [None, *departments], format_func=lambda d: "All" if d is None
                               else departments[d], key="alert_department")
-alerts = store().list_alerts(status=None if status in (None, "all") else status, department=department)
+alerts = state.list_alerts(status=None if status in (None, "all") else status, department=department)
 rule_ids = sorted({a.rule_id for a in alerts})
 rule = top[2].selectbox("Rule", [None, *rule_ids], format_func=lambda r: "All" if r is None else r, key="alert_rule")
 alerts = [a for a in alerts if rule is None or a.rule_id == rule]
@@ -40,6 +42,6 @@ open_chosen = [i for i in chosen if next(a for a in alerts if a.id == i).status 
 if st.button(f"Acknowledge {len(open_chosen)} selected", disabled=not open_chosen, type="primary"):
     current = require_role(Role.STAFF)  # checked again on the server right before the write
     for alert_id in open_chosen:
-        store().acknowledge(int(alert_id), actor=current.actor)
+        state.acknowledge(int(alert_id), actor=current.actor)
     st.toast(f"Acknowledged {len(open_chosen)} alert(s).")
     st.rerun()

@@ -8,13 +8,14 @@ import streamlit as st
 from citystat.auth import PermissionDenied, Role
 from citystat.session.agenda import FormError, update_commitment
 from citystat.store import ConflictError
-from citystat.ui.context import city, current_user, store
+from citystat.ui.context import city, current_user
+from citystat.ui.followup import require_store
 from citystat.ui.guard import require_role
 
 require_role(Role.STAFF)
 user = current_user()
 stat = city()
-state = store()
+state = require_store()
 registry = stat.registry
 departments = {d.id: d.name for d in registry.departments.values()}
 st.title("Commitments")
@@ -35,7 +36,13 @@ commitments = state.list_commitments(status=None if status == "all" else status,
 if owner_text.strip():
     commitments = [c for c in commitments if owner_text.strip().lower() in c.owner.lower()]
 if not commitments:
-    st.info("No commitment matches these filters.")
+    if not state.list_commitments():
+        st.info("No commitment yet. Commitments are made at stat sessions: open the Stat session page, pick the "
+                "department, open an agenda item and use \"Make a commitment on this KPI\" (or \"Make a commitment "
+                "not tied to one KPI\" below the agenda). Open ones are reviewed first at the next session.")
+        st.page_link("pages/session.py", label="Open the Stat session page", icon="🗓️")
+    else:
+        st.info("No commitment matches these filters. Choose \"all\" under Status, or another department.")
     st.stop()
 sessions = {s.id: s for s in state.list_sessions()}
 table = pl.DataFrame([{

@@ -1,9 +1,12 @@
 """Department: one department's KPIs, its standard KPIs, and their statuses."""
 
+from datetime import timedelta
+
 import streamlit as st
 
 from citystat.auth import Role
 from citystat.ui.context import city, current_user
+from citystat.ui.followup import calendar_note, followup_section
 from citystat.ui.guard import require_role
 from citystat.ui.widgets import HOW_SIGNAL, HOW_STATUS, HOW_TARGETS, as_of_picker, how_computed, kpi_table, open_metric
 
@@ -28,10 +31,14 @@ st.title(department.name)
 if department.head:
     st.caption(f"Presented by the {department.head}")
 
+calendar_note(stat, department=department_id)
 rows = stat.overview(as_of_day, metrics=registry.metrics_of(department_id))
 clicked = kpi_table(stat, rows, key="department_kpis")
 if clicked:
     open_metric(clicked)
+
+followup_section(stat, [m.id for m in registry.metrics_of(department_id)], on=as_of_day + timedelta(days=1),
+                 heading="Commitments and stories behind the curve")
 
 standard = stat.standard_kpis(department_id, as_of_day)
 if standard:

@@ -5,9 +5,12 @@ import streamlit as st
 
 from citystat.auth import Role
 from citystat.display.charts import breakdown_chart, format_value, trend_chart
-from citystat.core.periods import period_label
+from datetime import timedelta
+
+from citystat.core.periods import period_end, period_label
 from citystat.kpis.rollup import metric_sql
 from citystat.ui.context import annotations_for, city
+from citystat.ui.followup import followup_section
 from citystat.checks.health import stale_marker, stale_sources
 from citystat.ui.guard import require_role
 from citystat.ui.widgets import GRAIN_NAMES, HOW_SIGNAL, HOW_STATUS, HOW_TARGETS, how_computed, status_chip
@@ -90,6 +93,9 @@ if current["centre"] is not None:
 annotations = [(change.date, change.note) for change in metric.process_changes] + annotations_for(metric_id)
 st.altair_chart(trend_chart(frame, title=f"{metric.title} by {GRAIN_NAMES[grain].lower()}", unit=unit,
                             annotations=annotations, height=320), width="stretch", height=420)
+
+followup_section(stat, [metric_id], on=period_end(as_of, grain, fy) + timedelta(days=1),
+                 heading="Commitments and the story behind the curve")
 
 if metric.dimensions:
     st.subheader("Breakdown")

@@ -1,11 +1,14 @@
 """Overview: the city at a glance for the mayor's office."""
 
+from datetime import timedelta
+
 import polars as pl
 import streamlit as st
 
 from citystat.auth import Role
 from citystat.checks.health import stale_marker, stale_sources
 from citystat.ui.context import city
+from citystat.ui.followup import attention_list
 from citystat.ui.guard import require_role
 from citystat.ui.widgets import (HOW_CITYSCORE, HOW_SIGNAL, HOW_STATUS, HOW_TARGETS, as_of_picker, how_computed, kpi_table,
                                  open_metric, problems_banner)
@@ -40,6 +43,7 @@ metrics = [m for m in registry.metrics.values()
            if (not chosen_departments or m.department in chosen_departments)
            and (not chosen_tags or set(chosen_tags) & set(m.tags))]
 rows = stat.overview(as_of_day, metrics=metrics)
+attention_list(stat, rows, as_of_day + timedelta(days=1))
 counts = pl.Series([r.status for r in rows]).value_counts() if rows else None
 st.caption(f"{len(rows)} KPIs · " + " · ".join(
     f"{n} {s.replace('_', ' ')}" for s, n in (counts.iter_rows() if counts is not None else [])))

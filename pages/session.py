@@ -1,34 +1,41 @@
-"""Stat session: the agenda built from the data, presenting mode, commitments, stories, packets."""
+"""Stat session: the agenda first, one item at a time with a large chart, packet and memo at the top.
 
-from datetime import timedelta
+Presenting mode shows one item per screen for the projector. Commitments, stories and notes typed
+by people are shown as inert text (citystat.display.safetext).
+"""
+
+from datetime import date, timedelta
+from html import escape
 
 import polars as pl
 import streamlit as st
 
 from citystat.auth import PermissionDenied, Role
 from citystat.display.charts import format_value, trend_chart
-from html import escape
-
-from citystat.session.packet import (breakdown_text, build_followup_html, build_packet_html, html_to_pdf,
-                             numbers_rows, packet_filename)
 from citystat.display.safetext import user_inline, user_markdown
 from citystat.session.agenda import (REVIEW, SECTION_TITLES, FormError, add_annotation, build_agenda, change_text,
-                              default_session_date, find_session, make_commitment, save_narrative)
+                                     default_session_date, find_session, make_commitment, save_narrative)
+from citystat.session.packet import (breakdown_text, build_followup_html, build_packet_html, html_to_pdf,
+                                     numbers_rows, packet_filename)
 from citystat.store import ConflictError
-from citystat.ui.context import city, current_user, store
+from citystat.ui.context import city, current_user
+from citystat.ui.followup import calendar_note, commitment_rows, load_calendar_or_note, require_store
 from citystat.ui.guard import require_role
 from citystat.ui.widgets import HOW_SIGNAL, HOW_STATUS, how_computed, status_chip
 
 require_role(Role.STAFF)
 user = current_user()
 stat = city()
-state = store()
+state = require_store()
 registry = stat.registry
 departments = {d.id: d.name for d in registry.departments.values()}
 tags = sorted({t for m in registry.metrics.values() for t in m.tags})
+calendar = load_calendar_or_note(stat)
 
 top = st.columns([2, 3, 2])
-kind = top[0].segmented_control("Session of", ["Department", "Topic"], default="Department", key="kind") \
+wanted_topic = st.query_params.get("topic")
+kind = top[0].segmented_control("Session of", ["Department", "Topic"],
+                                default="Topic" if wanted_topic in tags else "Department", key="kind") \
     or "Department"
 department = topic = None
 if kind == "Department":
@@ -38,21 +45,41 @@ if kind == "Department":
     department = top[1].selectbox("Department", choices, index=choices.index(wanted) if wanted in choices else 0,
                                   format_func=departments.get, key="department")
     st.query_params["department"] = department
+    st.query_params.pop("topic", None)
 else:
     topic = top[1].selectbox("Topic (metrics with this tag, across departments)", tags,
-                             index=tags.index("cityscore") if "cityscore" in tags else 0, key="topic")
-default_date = default_session_date(stat)
-if default_date is None:
+                             index=tags.index(wanted_topic) if wanted_topic in tags
+                             else tags.index("cityscore") if "cityscore" in tags else 0, key="topic")
+    st.query_params["topic"] = topic
+    st.query_params.pop("department", None)
+data_date = default_session_date(stat)
+if data_date is None:
     st.warning("No complete week in the data yet: nothing to review.")
     st.stop()
-session_date = top[2].date_input("Session date", value=default_date, key="session_date", format="YYYY-MM-DD",
-                                 help="Defaults to the weekday after the latest complete week of data. KPIs are "
-                                      "read at their latest period complete on the session's eve.")
+default_date = data_date
+if calendar is not None:
+    series = calendar.for_department(department) if department else calendar.for_topic(topic)
+    default_date = calendar.first_on_or_after(series, data_date) or data_date
+try:
+    linked = date.fromisoformat(st.query_params.get("date", ""))
+except ValueError:
+    linked = None
+session_date = top[2].date_input("Session date", value=linked or default_date, key="session_date",
+                                 format="YYYY-MM-DD",
+                                 help="Defaults to the department's next session in the calendar (sessions.yaml) "
+                                      "after the latest complete week of data. KPIs are read at their latest period "
+                                      "complete on the session's eve.")
 
 agenda = build_agenda(stat, state, department=department, topic=topic, session_date=session_date)
 session = find_session(state, department=department, topic=topic, session_date=session_date)
 items = list(agenda.items)
-presenting = st.toggle("Presenting mode (one item per screen, for the projector)", key="presenting")
+# One agenda item is open at a time; a new department, topic or date starts at item 1.
+if st.session_state.get("agenda_for") != (department, topic, session_date):
+    st.session_state["agenda_for"] = (department, topic, session_date)
+    st.session_state["agenda_item"] = 0
+    st.session_state.pop("agenda_table_pick", None)
+if items:
+    st.session_state["agenda_item"] = min(st.session_state.get("agenda_item", 0), len(items) - 1)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -62,10 +89,11 @@ def field_error(placeholder, errors: dict, name: str) -> None:
 
 
 def show_review(item) -> None:
-    rows = [{"": "⚠️ OVERDUE" if r.overdue else ("✔ closed" if r.closed_since_previous else "open"),
-             "What": r.commitment.what, "Owner": r.commitment.owner, "Due": r.commitment.due_date,
-             "Status": r.commitment.status, "KPI": registry.metrics[r.commitment.metric_id].title
-             if r.commitment.metric_id in registry.metrics else (r.commitment.metric_id or ""),
+    rows = [{"Where it stands": "OVERDUE — still open" if r.overdue else (
+                 f"Closed since the last session ({r.commitment.status})" if r.closed_since_previous else "Open"),
+             "What": " ".join(r.commitment.what.split()), "Owner": r.commitment.owner, "Due": r.commitment.due_date,
+             "KPI": registry.metrics[r.commitment.metric_id].title
+             if r.commitment.metric_id in registry.metrics else "",
              "Note": r.commitment.note or ""} for r in item.review]
     st.dataframe(pl.DataFrame(rows), hide_index=True, width="stretch")
     st.page_link("pages/commitments.py", label="Update these commitments", icon="✅")
@@ -221,7 +249,7 @@ def show_item(number: int, item, big: bool = False) -> None:
         card.metric(label, shown, delta=delta, delta_color=colour, border=True)
     if item.frame is not None and item.frame.height:
         st.altair_chart(trend_chart(item.frame, title=item.title, unit=item.unit, annotations=list(item.annotations),
-                                    height=380 if big else 260), width="stretch")
+                                    height=460 if big else 380), width="stretch")
     st.caption(f"Natural process limits {numbers['Natural process limits']} · signal: {numbers['Signal']}")
     if item.breakdown is not None:
         st.markdown(breakdown_text(item))
@@ -258,6 +286,11 @@ def show_item(number: int, item, big: bool = False) -> None:
 
 
 # ----------------------------------------------------------------------------- presenting mode
+def move(step: int) -> None:
+    st.session_state["agenda_item"] = max(0, min(len(items) - 1, st.session_state.get("agenda_item", 0) + step))
+
+
+presenting = st.toggle("Presenting mode (one item per screen, for the projector)", key="presenting")
 if presenting:
     st.markdown("""<style>
     [data-testid="stSidebar"], [data-testid="stHeader"] {display: none;}
@@ -270,11 +303,7 @@ if presenting:
     if not items:
         st.info("Nothing on the agenda.")
         st.stop()
-    index = min(st.session_state.get("present_index", 0), len(items) - 1)
-
-    def move(step: int) -> None:
-        st.session_state["present_index"] = max(0, min(len(items) - 1, index + step))
-
+    index = st.session_state["agenda_item"]
     nav = st.columns([1, 3, 1])
     nav[0].button("◀ Previous", on_click=move, args=(-1,), disabled=index == 0, key="previous", width="stretch")
     nav[1].markdown(f"<div style='text-align:center;font-size:1.6rem'><b>{escape(agenda.title)}</b> · "
@@ -286,45 +315,13 @@ if presenting:
 
 # ----------------------------------------------------------------------------- normal mode
 st.title(f"{agenda.title} — stat session {session_date:%a %d %b %Y}")
-st.caption(f"KPIs as of {agenda.as_of_day:%a %d %b %Y} (their latest period complete on the session's eve)"
-           + (f" · session recorded (#{session.id})" if session else " · the session is recorded with its first commitment"))
-h = agenda.headline()
-tiles = st.columns(7)
-for tile, (label, value) in zip(tiles, [("KPIs", h["kpis"]), ("On track", h["on_track"]), ("At risk", h["at_risk"]),
-                                         ("Off track", h["off_track"]), ("Signals", h["signals"]),
-                                         ("Open", h["open_commitments"]),
-                                         ("Overdue", h["overdue_commitments"])]):
-    tile.metric(label, value, border=True)
-st.caption("Open / Overdue: the commitments of this department (or topic) still open, and those past their due date.")
+calendar_note(stat, department=department, topic=topic, calendar=calendar)
 
-st.markdown("#### Agenda")
-st.dataframe(pl.DataFrame([{"#": i + 1, "Item": it.title, "Why it is here": SECTION_TITLES[it.section],
-                            "Status": "" if it.section == REVIEW else status_chip(it.status),
-                            "Reasons": "; ".join(it.reasons)} for i, it in enumerate(items)]),
-             hide_index=True, width="stretch")
-
-for number, item in enumerate(items, start=1):
-    with st.container(border=True):
-        show_item(number, item)
-
-st.markdown("#### Commitments made at this session")
-made = state.list_commitments(session_id=session.id) if session else []
-if made:
-    st.dataframe(pl.DataFrame([{"What": c.what, "Owner": c.owner, "Due": c.due_date, "Department": departments.get(
-        c.department, c.department), "KPI": registry.metrics[c.metric_id].title if c.metric_id in registry.metrics
-        else ""} for c in made]), hide_index=True, width="stretch")
-else:
-    st.caption("None yet.")
-with st.expander("Make a commitment not tied to one KPI"):
-    if department is None or user.can_edit_department(department):
-        commitment_form(None)
-    else:
-        st.info("Only the department's leads can record commitments.")
-
-st.markdown("#### Briefing packet and follow-up memo")
+# Packet and memo first: they are what the analyst comes here for before and after the meeting.
 packet_key = ("packet", department, topic, session_date)
-cols = st.columns(2)
-if cols[0].button("Build the briefing packet (HTML + PDF)", key="build_packet"):
+actions = st.columns([2, 2, 3])
+if actions[0].button("Build packet", key="build_packet", icon="📄", type="primary",
+                     help="The briefing packet (HTML and PDF) of this session: every agenda item with its chart."):
     bar = st.progress(0.0, text="Building the briefing packet…")
     steps = len(items) + 2
 
@@ -334,25 +331,76 @@ if cols[0].button("Build the briefing packet (HTML + PDF)", key="build_packet"):
     html = build_packet_html(stat, state, agenda, progress=progress)
     bar.progress((steps - 1) / steps, text="Printing the PDF…")
     st.session_state["packet"] = (packet_key, html, html_to_pdf(html))
-    bar.progress(1.0, text="Briefing packet ready.")
+    bar.empty()
 built = st.session_state.get("packet")
 if built and built[0] == packet_key:
-    cols[0].download_button("Download packet (HTML)", built[1], file_name=packet_filename(agenda, "packet", "html"),
-                            mime="text/html", icon="⬇️", key="packet_html")
-    cols[0].download_button("Download packet (PDF)", built[2], file_name=packet_filename(agenda, "packet", "pdf"),
-                            mime="application/pdf", icon="⬇️", key="packet_pdf")
-followup = build_followup_html(stat, state, agenda, session)
-cols[1].download_button("Download follow-up memo (HTML)", followup,
-                        file_name=packet_filename(agenda, "followup", "html"), mime="text/html", icon="⬇️",
-                        key="followup_html")
-if cols[1].button("Make the follow-up memo PDF", key="build_followup_pdf"):
+    actions[0].download_button("Packet (PDF)", built[2], file_name=packet_filename(agenda, "packet", "pdf"),
+                               mime="application/pdf", icon="⬇️", key="packet_pdf")
+    actions[0].download_button("Packet (HTML)", built[1], file_name=packet_filename(agenda, "packet", "html"),
+                               mime="text/html", icon="⬇️", key="packet_html")
+following = None
+if calendar is not None:
+    series = calendar.for_department(department) if department else calendar.for_topic(topic)
+    following = calendar.first_on_or_after(series, session_date + timedelta(days=1))
+followup = build_followup_html(stat, state, agenda, session, next_session=following)
+if actions[1].button("Follow-up memo", key="build_followup_pdf", icon="📝",
+                     help="Every commitment made at this session with owner and due date, and the data the next "
+                          "session will read."):
     with st.spinner("Printing the memo…"):
         st.session_state["followup_pdf"] = (packet_key, followup, html_to_pdf(followup))
 memo = st.session_state.get("followup_pdf")
 if memo and memo[0] == packet_key and memo[1] == followup:
-    cols[1].download_button("Download follow-up memo (PDF)", memo[2],
-                            file_name=packet_filename(agenda, "followup", "pdf"), mime="application/pdf", icon="⬇️",
-                            key="followup_pdf_download")
+    actions[1].download_button("Memo (PDF)", memo[2], file_name=packet_filename(agenda, "followup", "pdf"),
+                               mime="application/pdf", icon="⬇️", key="followup_pdf_download")
+actions[1].download_button("Memo (HTML)", followup, file_name=packet_filename(agenda, "followup", "html"),
+                           mime="text/html", icon="⬇️", key="followup_html")
+h = agenda.headline()
+actions[2].markdown(
+    f"**{h['kpis']} KPIs** · {h['on_track']} on track · {h['at_risk']} at risk · {h['off_track']} off track · "
+    f"{h['signals']} signal(s)  \n**{h['open_commitments']} open commitment(s)**, {h['overdue_commitments']} overdue")
+actions[2].caption(f"KPIs as of {agenda.as_of_day:%a %d %b %Y} (their latest period complete on the session's eve)"
+                   + (f" · session recorded (#{session.id})" if session
+                      else " · the session is recorded with its first commitment"))
+
+if not items:
+    st.info("Nothing on the agenda: this department has no KPI yet.")
+    st.stop()
+
+st.markdown("#### Agenda")
+table = pl.DataFrame([{"#": i + 1, "Item": it.title, "Why it is here": SECTION_TITLES[it.section],
+                       "Status": "" if it.section == REVIEW else status_chip(it.status),
+                       "Reasons": "; ".join(it.reasons)} for i, it in enumerate(items)])
+picked = st.dataframe(table, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
+                      key="agenda_table", height=min(38 + 35 * len(items), 400))
+rows = list(picked.selection.rows) if picked and picked.selection else []
+if rows and rows != st.session_state.get("agenda_table_pick"):
+    st.session_state["agenda_table_pick"] = rows
+    st.session_state["agenda_item"] = rows[0]
+st.caption("Select a row, or use Previous / Next, to open one item at a time.")
+
+index = st.session_state["agenda_item"]
+nav = st.columns([1, 4, 1], vertical_alignment="bottom")
+nav[0].button("◀ Previous", on_click=move, args=(-1,), disabled=index == 0, key="item_previous", width="stretch")
+nav[1].selectbox("Agenda item", list(range(len(items))), key="agenda_item",
+                 format_func=lambda i: f"{i + 1}. {items[i].title}"
+                 + ("" if items[i].section == REVIEW else f" — {status_chip(items[i].status)}"))
+nav[2].button("Next ▶", on_click=move, args=(1,), disabled=index == len(items) - 1, key="item_next",
+              width="stretch")
+with st.container(border=True):
+    show_item(index + 1, items[index])
+
+st.markdown("#### Commitments made at this session")
+made = state.list_commitments(session_id=session.id) if session else []
+if made:
+    titles = {m.id: m.title for m in registry.metrics.values()}
+    st.dataframe(commitment_rows(made, session_date, titles), hide_index=True, width="stretch")
+else:
+    st.caption("None yet. Record one on an agenda item above, or below for one not tied to a KPI.")
+with st.expander("Make a commitment not tied to one KPI"):
+    if department is None or user.can_edit_department(department):
+        commitment_form(None)
+    else:
+        st.info("Only the department's leads can record commitments.")
 how_computed(HOW_STATUS, HOW_SIGNAL,
              "**Agenda order**: first the commitments due for review from earlier sessions (overdue first), then "
              "KPIs with a process signal in their latest period, then KPIs off track and at risk, then the rest. "

@@ -224,6 +224,11 @@ class Calendar:
     def for_topic(self, topic: str) -> list[SessionSeries]:
         return [s for s in self.series.values() if s.topic == topic]
 
+    def first_on_or_after(self, series: list[SessionSeries], day: date, within_days: int = 62) -> date | None:
+        """The first session day of any of `series` on or after `day` (None if none soon)."""
+        found = [d for s in series for d in s.dates(day, day + timedelta(days=within_days))]
+        return min(found) if found else None
+
     def next_and_past(self, series: list[SessionSeries], now: datetime, *, past: int = 3,
                       horizon_days: int = 400) -> tuple[Occurrence | None, list[Occurrence]]:
         """The next session of any of `series` after `now`, and the last `past` ones, newest first."""

@@ -52,5 +52,10 @@ def store():
 
 
 def annotations_for(metric_id: str) -> list[tuple]:
-    """Dated annotations drawn on every trend chart of a KPI (from the state store)."""
-    return [(a.on_date, a.text) for a in store().list_annotations(metric_id)]
+    """Dated annotations drawn on every trend chart of a KPI (none while the state store is down)."""
+    from citystat.ui.followup import OUTAGE_ERRORS
+
+    try:
+        return [(a.on_date, a.text) for a in store().list_annotations(metric_id)]
+    except OUTAGE_ERRORS:
+        return []
