@@ -348,19 +348,20 @@ def metric_total_sql(fy_start_month: int, source_id: str, time_column: str, metr
     return f"SELECT period_start, {columns} FROM ({scan}) AS scan ORDER BY period_start", params
 
 
-_NAMES = (
-    ("__day", "the day of a row (its time column cast to a date)"),
-    ("__grain", "the period length a copy of a daily row is counted in"),
-    ("__p_m", "a per-day partial aggregate, added up over the days of a period"),
-    ("__s_", "a per-day sum, for an average"),
-    ("__n_", "a per-day row count, for an average"),
-    ("__c", "a filter, evaluated once per row"),
-    ("__e", "an expression, evaluated once per row"),
-    ("__dim", "which breakdown a row belongs to ('' = the total)"),
-    ("__val", "the breakdown's value"),
-    ("m0_v", "the measure (or a rate's numerator)"),
-    ("m0_d", "a rate's denominator"),
-    ("m0_n", "the number of rows measured"),
+_NAMES = (  # (pattern, name as shown, meaning)
+    (r"__day", "__day", "the day of a row (its time column cast to a date)"),
+    (r"__p_(?:day|week|month|quarter|fiscal_year)", "__p_<period>", "the period a row falls in (its first day)"),
+    (r"__grain", "__grain", "the period length a copy of a daily row is counted in"),
+    (r"__p_m\d+_[a-z]", "__p_m0_*", "a per-day partial aggregate, added up over the days of a period"),
+    (r"__s_m\d+_[a-z]", "__s_m0_*", "a per-day sum, for an average"),
+    (r"__n_m\d+_[a-z]", "__n_m0_*", "a per-day row count, for an average"),
+    (r"__c\d+", "__c0, __c1", "a filter, evaluated once per row"),
+    (r"__e\d+", "__e0", "an expression, evaluated once per row"),
+    (r"__dim", "__dim", "which breakdown a row belongs to ('' = the total)"),
+    (r"__val", "__val", "the breakdown's value"),
+    (r"m0_v", "m0_v", "the measure (or a rate's numerator)"),
+    (r"m0_d", "m0_d", "a rate's denominator"),
+    (r"m0_n", "m0_n", "the number of rows measured"),
 )
 
 
@@ -379,12 +380,10 @@ def metric_sql(fy_start_month: int, metric: Metric, grain: str, time_column: str
     body = format_sql(sql)
     header = [f"-- {metric.title}, by {grain.replace('_', ' ')}: the query the refresh runs for this KPI",
               "-- (there it also computes the breakdowns and every other period length in the same scan)."]
-    used = [(name, meaning) for name, meaning in _NAMES if name in body]
-    used += [(f"__p_{g}", f"the {g.replace('_', ' ')} a row falls in (the period's first day)")
-             for g in GRAINS if re.search(rf"\b__p_{g}\b", body)]
+    used = [(shown, meaning) for pattern, shown, meaning in _NAMES if re.search(rf"\b{pattern}\b", body)]
     if used:
         header.append("-- Internal names:")
-        header += [f"--   {name:<8} {meaning}" for name, meaning in used]
+        header += [f"--   {name:<12} {meaning}" for name, meaning in used]
     if "since" in params:
         header.append("-- $since: the first day of newly added data (incremental refresh only)")
     return "\n".join(header) + "\n" + body
