@@ -4,7 +4,10 @@ import polars as pl
 import streamlit as st
 
 from citystat.auth import Role
-from citystat.display.charts import breakdown_chart, format_value, trend_chart
+from citystat.display.charts import breakdown_chart, trend_chart
+from citystat.display.format import (N_HELP, delta_colour, display_frame, format_value, human_label,
+                                     metric_delta)
+from citystat.kpis.frames import assurance_label, assurance_sentence, explain_change, signal_sentence
 from datetime import timedelta
 
 from citystat.core.periods import period_end, period_label
@@ -58,33 +61,29 @@ as_of = st.select_slider("Period shown in the cards", options=periods, value=per
                          format_func=lambda p: period_label(p, grain, fy))
 current = frame.filter(pl.col("period_start") == as_of).row(0, named=True)
 
+shown = frame.filter(pl.col("period_start") <= as_of)
+direction = metric.direction.value
 cards = st.columns(4)
 cards[0].metric(f"Value · {current['label']}", format_value(current["value"], unit), border=True)
 cards[1].metric("Target", format_value(current["target"], unit) if current["target"] is not None else "none",
                 border=True)
 cards[2].metric("Status", status_chip(current["status"]), border=True,
                 help=HOW_STATUS)
-delta_colour = "normal" if metric.direction == "higher" else "inverse" if metric.direction == "lower" else "off"
-
-
-def delta_text(change):
-    if change is None:
-        return None
-    return f"{change * 100:+.1f} pts" if unit == "percent" else f"{change:+,.2f}"
-
-
 cards[3].metric("vs prior period", format_value(current["prior_value"], unit),
-                delta=delta_text(current["change_vs_prior"]), delta_color=delta_colour, border=True,
-                help="The prior period's value and the change since.")
+                delta=metric_delta(current["change_vs_prior"], unit, direction), delta_color=delta_colour(direction),
+                border=True, help="The prior period's value and the change since.")
 comparison = st.columns(4)
 comparison[0].metric("Same period last year", format_value(current["last_year_value"], unit),
-                     delta=delta_text(current["change_vs_last_year"]), delta_color=delta_colour, border=True)
-comparison[1].metric("Process signal", f"◆ rule {current['rules']}" if current["signal"] else "none",
-                     border=True, help=HOW_SIGNAL)
+                     delta=metric_delta(current["change_vs_last_year"], unit, direction),
+                     delta_color=delta_colour(direction), border=True)
+comparison[1].metric("Assurance", assurance_label(shown, metric), border=True,
+                     help=assurance_sentence(current, metric))
 if current["score"] is not None:
     comparison[2].metric("KPI score", f"{current['score']:.2f}", border=True,
                          help="CityScore method: actual ÷ target (higher is better) or target ÷ actual "
                               "(lower is better); 1.00 = on target.")
+st.markdown(f"**Signal:** {signal_sentence(shown, direction, grain)}", help=HOW_SIGNAL)
+st.caption(f"**Assurance:** {assurance_sentence(current, metric)}")
 if current["centre"] is not None:
     st.caption(f"Natural process limits for this phase: {format_value(current['lower_limit'], unit)} to "
                f"{format_value(current['upper_limit'], unit)} around a centre of "
@@ -106,27 +105,39 @@ if metric.dimensions:
             if table.is_empty():
                 st.info("No data for this period.")
                 continue
+            for comparison in ("prior", "last_year"):
+                explained = explain_change(registry, stat.rollup, metric, grain, as_of, dimension, comparison)
+                if explained is not None:
+                    st.markdown(explained.sentence)
             left, right = st.columns([3, 2])
             left.altair_chart(breakdown_chart(table, dimension=dimension, unit=unit), width="stretch")
             right.dataframe(
-                table.select(pl.col("dimension_value").alias(dimension),
-                             pl.col("value").map_elements(lambda v: format_value(v, unit), return_dtype=pl.Utf8)
-                             .alias("value"),
-                             pl.col("prior_value").map_elements(lambda v: format_value(v, unit), return_dtype=pl.Utf8)
-                             .alias("prior period"),
-                             "n"),
+                display_frame(table.select("dimension_value", "value", "prior_value", "change", "n"),
+                              headers={"dimension_value": human_label(dimension), "change": "Its own change"},
+                              units={"value": unit, "prior_value": unit, "n": "count"},
+                              labels=["dimension_value"], changes={"change": (unit, direction)}),
                 hide_index=True, width="stretch")
+            st.caption(N_HELP)
 
 st.subheader("Data")
-st.dataframe(frame.drop("phase").reverse(), hide_index=True, width="stretch")
+data_columns = ["label", "value", "numerator", "denominator", "n", "target", "status", "centre", "lower_limit",
+                "upper_limit", "prior_value", "change_vs_prior", "last_year_value", "change_vs_last_year"]
+st.dataframe(display_frame(frame.select(data_columns).reverse().with_columns(
+                 pl.col("status").map_elements(status_chip, return_dtype=pl.Utf8)),
+                 units={c: unit for c in ("value", "target", "centre", "lower_limit", "upper_limit", "prior_value",
+                                          "last_year_value")} | {"numerator": "number", "denominator": "number",
+                                                                 "n": "count"},
+                 changes={"change_vs_prior": (unit, direction), "change_vs_last_year": (unit, direction)}),
+             hide_index=True, width="stretch")
+st.caption(N_HELP + " The CSV holds every column, unrounded.")
 st.download_button("Download CSV", frame.write_csv(), file_name=f"{metric_id}_{grain}.csv", mime="text/csv",
                    icon="⬇️")
 
 st.subheader("Definition")
-targets = pl.DataFrame([{"from": t.from_, "target": format_value(t.value, unit), "note": t.note or ""}
+targets = pl.DataFrame([{"From": t.from_, "Target": t.value, "Note": t.note or ""}
                         for t in metric.targets]) if metric.targets else None
 if targets is not None:
-    st.dataframe(targets, hide_index=True)
+    st.dataframe(display_frame(targets, units={"Target": unit}), hide_index=True)
 st.markdown(f"Computed as a **{metric.kind}**"
             + (f" over source `{metric.source}`" if metric.source else "")
             + (f"; dimensions: {', '.join(metric.dimensions)}" if metric.dimensions else "") + ".")

@@ -2,15 +2,15 @@
 
 from datetime import timedelta
 
-import polars as pl
 import streamlit as st
 
 from citystat.auth import Role
 from citystat.checks.health import stale_marker, stale_sources
+from citystat.display.format import status_counts_text
 from citystat.ui.context import city
 from citystat.ui.followup import attention_list
 from citystat.ui.guard import require_role
-from citystat.ui.widgets import (HOW_CITYSCORE, HOW_SIGNAL, HOW_STATUS, HOW_TARGETS, as_of_picker, how_computed, kpi_table,
+from citystat.ui.widgets import (HOW_ASSURANCE, HOW_CITYSCORE, HOW_SIGNAL, HOW_STATUS, HOW_TARGETS, as_of_picker, how_computed, kpi_table,
                                  open_metric, problems_banner)
 
 require_role(Role.STAFF)
@@ -44,9 +44,7 @@ metrics = [m for m in registry.metrics.values()
            and (not chosen_tags or set(chosen_tags) & set(m.tags))]
 rows = stat.overview(as_of_day, metrics=metrics)
 attention_list(stat, rows, as_of_day + timedelta(days=1))
-counts = pl.Series([r.status for r in rows]).value_counts() if rows else None
-st.caption(f"{len(rows)} KPIs · " + " · ".join(
-    f"{n} {s.replace('_', ' ')}" for s, n in (counts.iter_rows() if counts is not None else [])))
+st.caption(f"{len(rows)} KPIs · " + status_counts_text(r.status for r in rows))
 
 stale = stale_sources(stat)
 stale_markers = {r.metric.id: stale_marker(stat, r.metric, stale) for r in rows}
@@ -59,6 +57,6 @@ for department_id in [d for d in departments if not chosen_departments or d in c
     clicked = kpi_table(stat, department_rows, key=f"kpis_{department_id}", stale=stale_markers) or clicked
 if clicked:
     open_metric(clicked)
-how_computed(HOW_STATUS, HOW_TARGETS, HOW_SIGNAL, HOW_CITYSCORE,
+how_computed(HOW_STATUS, HOW_ASSURANCE, HOW_TARGETS, HOW_SIGNAL, HOW_CITYSCORE,
              "Each KPI is shown at its own reporting grain (weekly or monthly) for its latest period "
              "that is complete on the chosen date. Click a row to open the KPI.")

@@ -11,12 +11,14 @@ import polars as pl
 import streamlit as st
 
 from citystat.auth import PermissionDenied, Role
-from citystat.display.charts import format_value, trend_chart
+from citystat.display.charts import trend_chart
 from citystat.display.safetext import user_inline, user_markdown
-from citystat.session.agenda import (REVIEW, SECTION_TITLES, FormError, add_annotation, build_agenda, change_text,
+from citystat.core.assurance import ASSURANCE_LABELS
+from citystat.display.format import delta_colour, metric_delta, status_counts_text
+from citystat.session.agenda import (REVIEW, SECTION_TITLES, FormError, add_annotation, build_agenda,
                                      default_session_date, find_session, make_commitment, save_narrative)
-from citystat.session.packet import (breakdown_text, build_followup_html, build_packet_html, html_to_pdf,
-                                     numbers_rows, packet_filename)
+from citystat.session.packet import (CONTRIBUTION_HEADERS, breakdown_text, build_followup_html, build_packet_html,
+                                     contribution_rows, html_to_pdf, numbers_rows, packet_filename)
 from citystat.store import ConflictError
 from citystat.ui.context import city, current_user
 from citystat.ui.followup import calendar_note, commitment_rows, load_calendar_or_note, require_store
@@ -230,7 +232,7 @@ def show_item(number: int, item, big: bool = False) -> None:
         st.markdown(f"*{'; '.join(item.reasons)}*")
         show_review(item)
         return
-    meta = f"{status_chip(item.status)}" + (" · ◆ **signal**" if item.signal else "") + \
+    meta = f"{status_chip(item.status)} · {ASSURANCE_LABELS[item.assurance]}" + \
         f" · {SECTION_TITLES[item.section]} · *{'; '.join(item.reasons)}*"
     if department is None:
         meta += f" · {departments[item.department]}"
@@ -241,27 +243,24 @@ def show_item(number: int, item, big: bool = False) -> None:
     cards[0].metric(f"Value · {item.period_text}", numbers["Value"], border=True)
     cards[1].metric("Target", numbers["Target"], border=True, help=HOW_STATUS)
     # st.metric reads the delta's sign from an ASCII minus; colour follows the KPI's direction.
-    colour = {"higher": "normal", "lower": "inverse"}.get(registry.metrics[item.metric_id].direction.value, "off")
+    colour = delta_colour(item.direction)
     for card, label, shown, key in ((cards[2], "Prior period", numbers["Prior period"], "change_vs_prior"),
                                     (cards[3], "Same period last year", numbers["Same period last year"],
                                      "change_vs_last_year")):
-        delta = change_text(c, item.unit, key).replace("−", "-") if c.get(key) is not None else None
+        delta = metric_delta(c.get(key), item.unit, item.direction)
         card.metric(label, shown, delta=delta, delta_color=colour, border=True)
     if item.frame is not None and item.frame.height:
         st.altair_chart(trend_chart(item.frame, title=item.title, unit=item.unit, annotations=list(item.annotations),
                                     height=460 if big else 380), width="stretch")
-    st.caption(f"Natural process limits {numbers['Natural process limits']} · signal: {numbers['Signal']}")
+    st.markdown(f"**Signal:** {item.signal_text}")
+    st.caption(f"Natural process limits {numbers['Natural process limits']}")
     if item.breakdown is not None:
-        st.markdown(breakdown_text(item))
+        st.markdown(f"**What drove the change.** {breakdown_text(item)}")
         if not big:
             b = item.breakdown
-            st.dataframe(b.table.head(10).select(
-                pl.col("dimension_value").alias(b.dimension),
-                pl.col("value").map_elements(lambda v: format_value(v, item.unit), return_dtype=pl.Utf8).alias("value"),
-                pl.col("prior_value").map_elements(lambda v: format_value(v, item.unit), return_dtype=pl.Utf8)
-                .alias("prior period"),
-                pl.col("change").map_elements(lambda v: change_text({"c": v}, item.unit, "c"), return_dtype=pl.Utf8)
-                .alias("change")), hide_index=True, width="stretch")
+            st.caption(b.heading)
+            st.dataframe(pl.DataFrame(contribution_rows(b, item.unit, 10), schema=list(CONTRIBUTION_HEADERS),
+                                      orient="row"), hide_index=True, width="stretch")
     st.markdown("**Story behind the curve**")
     show_narrative(item)
     if item.open_commitments:
@@ -356,7 +355,7 @@ actions[1].download_button("Memo (HTML)", followup, file_name=packet_filename(ag
                            mime="text/html", icon="⬇️", key="followup_html")
 h = agenda.headline()
 actions[2].markdown(
-    f"**{h['kpis']} KPIs** · {h['on_track']} on track · {h['at_risk']} at risk · {h['off_track']} off track · "
+    f"**{h['kpis']} KPIs** · {status_counts_text(i.status for i in agenda.kpi_items())} · "
     f"{h['signals']} signal(s)  \n**{h['open_commitments']} open commitment(s)**, {h['overdue_commitments']} overdue")
 actions[2].caption(f"KPIs as of {agenda.as_of_day:%a %d %b %Y} (their latest period complete on the session's eve)"
                    + (f" · session recorded (#{session.id})" if session
@@ -404,5 +403,8 @@ with st.expander("Make a commitment not tied to one KPI"):
 how_computed(HOW_STATUS, HOW_SIGNAL,
              "**Agenda order**: first the commitments due for review from earlier sessions (overdue first), then "
              "KPIs with a process signal in their latest period, then KPIs off track and at risk, then the rest. "
-             "**Biggest mover**: the dimension value whose change since the prior period is largest (for a rate, "
-             "the change in its numerator count).")
+             "**What drove the change**: each value of a dimension (district, channel) gets its part of the change "
+             "since the prior period; the parts add up to the total change. For a count, a value's part is its own "
+             "change; for a rate, N_i′/D′ − N_i/D (its own rate moving, and its share of the cases moving). Medians "
+             "and percentiles do not add up: each value's own change is shown instead. The value named is one "
+             "that moved the KPI the way it moved — never an improvement as the cause of a worsening.")

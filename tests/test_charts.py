@@ -200,7 +200,7 @@ def test_breakdown_chart_sorted_bars() -> None:
     assert bars["encoding"]["x"]["field"] == "value"
     assert [t["title"] for t in bars["encoding"]["tooltip"]] == ["District", "Value", "Change"]
     rows = dataset_rows(spec)
-    assert [r["change_text"] for r in rows] == ["+10", "−25", "0"]
+    assert [r["change_text"] for r in rows] == ["+10", "−25", "no change"]
     svg = vl_convert.vegalite_to_svg(chart.to_json())
     assert "By district" in svg and "340" in svg
 
@@ -222,13 +222,13 @@ def test_breakdown_chart_needs_its_columns() -> None:
         (0.05, "hours", "0.1 hours"),
         (5.1, "minutes", "5.1 min"),
         (21_760_000, "currency", "$21,760,000"),
-        (-1500.4, "currency", "-$1,500"),
+        (-1500.4, "currency", "−$1,500"),
         (3.5, "ug_dl", "3.5 µg/dL"),
         (12.04, "ug_m3", "12.0 µg/m³"),
         (1.005, "ratio", "1.01"),
         (1234.5, "number", "1,234.5"),
         (2.0, "number", "2"),
-        (-12.345, "number", "-12.35"),
+        (-12.345, "number", "−12.35"),
         (None, "count", "—"),
         (float("nan"), "percent", "—"),
     ],
@@ -264,5 +264,9 @@ def test_d3_and_python_agree_on_a_value() -> None:
 
 
 def test_docstring_examples() -> None:
-    result = doctest.testmod(charts_module)
+    # the value formatter's examples live with it in citystat.display.format
+    import citystat.display.format as format_module
+
+    result = doctest.testmod(format_module)
     assert result.failed == 0 and result.attempted > 0
+    assert doctest.testmod(charts_module).failed == 0

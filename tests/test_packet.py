@@ -80,7 +80,7 @@ def test_packet_pdf_has_every_item_and_chart_and_numbered_pages(built):
     pages = pdf_pages(pdf)
     text = "\n".join(pages)
     flat = re.sub(r"\s+", " ", text)
-    assert "Public Works — stat session 2026-11-16" in flat
+    assert "Public Works — stat session Mon 16 Nov 2026" in flat
     for number, item in enumerate(agenda.items, start=1):
         assert f"{number}. {item.title}" in flat, item.title
     for item in agenda.kpi_items():  # chart titles are real text inside the SVG
@@ -96,10 +96,10 @@ def test_followup_memo_lists_commitments_made_with_owner_and_due_date(built):
     stat, store, agenda, _, _, _ = built
     session = find_session(store, department="pw", topic=None, session_date=MONDAY)
     html = build_followup_html(stat, store, agenda, session)
-    assert "Hire two streetlight electricians" in html and "Lighting supervisor" in html and "2026-12-18" in html
+    assert "Hire two streetlight electricians" in html and "Lighting supervisor" in html and "Fri 18 Dec 2026" in html
     assert "Commitments reviewed" in html and "Clear the D5 graffiti backlog" in html
     text = re.sub(r"\s+", " ", "\n".join(pdf_pages(html_to_pdf(html))))
-    assert "Hire two streetlight electricians" in text and "2026-12-18" in text
+    assert "Hire two streetlight electricians" in text and "Fri 18 Dec 2026" in text
 
 
 def test_packet_command_writes_html_with_a_progress_bar(tmp_path, capsys, monkeypatch):

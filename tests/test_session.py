@@ -7,6 +7,8 @@ from datetime import date
 
 import pytest
 
+from citystat.core.attribution import drivers
+
 from citystat.auth import PermissionDenied, Role, User
 from devtools.sample import SHIFTS
 from citystat.session.agenda import (OFF_TARGET, OTHER, REVIEW, SIGNAL, FormError, add_annotation, as_of_for,
@@ -51,7 +53,9 @@ def test_a_known_recent_shift_is_a_signal_item_at_the_top(sample_city, store, de
     first = agenda.items[0]  # no commitments yet, so no review item
     assert first.metric_id == metric_id
     assert first.section == SIGNAL
-    assert any("process signal" in r for r in first.reasons)
+    # the signal in words: which way, and that it is worse for this KPI (no rule numbers)
+    assert any("worse than" in r and "since" in r for r in first.reasons), first.reasons
+    assert not any("rule" in r.lower() for r in first.reasons)
     # the shift made things worse (longer times), so it is also off target
     assert first.status == "off_track"
 
@@ -80,17 +84,26 @@ def test_each_kpi_item_has_trend_comparisons_and_breakdown(sample_city, store):
     assert graffiti.current["prior_value"] is not None and graffiti.current["last_year_value"] is not None
     b = graffiti.breakdown
     assert b is not None and b.dimension in sample_city.metric("graffiti_days_to_close").dimensions
-    # the named value has the largest absolute change among the dimension's values
-    changes = [abs(c) for c in b.table["change"].drop_nulls().to_list()]
-    assert abs(b.change) == pytest.approx(max(changes))
+    # a median does not decompose: the sentence says so, and names a value whose own median moved
+    # the way the KPI moved (never one that moved against it)
+    assert not b.attribution.decomposable and "do not add up" in b.sentence
+    total = b.attribution.total_change
+    named = drivers(b.attribution)[0]
+    assert named.own_change * total > 0 and f"District {named.value}:" in b.sentence
+    against = [c.value for c in b.attribution.contributions if (c.own_change or 0) * total < 0]
+    assert not any(f"District {v}:" in b.sentence for v in against)
+    # every dimension, vs the prior period and vs the same period last year
+    assert {(e.dimension, e.comparison) for e in graffiti.explanations} == {
+        ("district", "prior"), ("district", "last_year")}
     pothole = next(i for i in agenda.items if i.metric_id == "pothole_on_time")
     # the registry's process change (new crew, 2025-09-08) is inside the two-year window
     assert (date(2025, 9, 8), "New pothole crew started") in [(d, t) for d, t in pothole.annotations]
 
 
 def test_section_and_reasons_on_hand_made_rows():
-    assert section_and_reasons({"value": 3.0, "signal": True, "rules": "1", "status": "on_track"}, "lower") == \
-        (SIGNAL, ("process signal (rule 1)",))
+    assert section_and_reasons({"value": 3.0, "signal": True, "rules": "1", "status": "on_track"}, "lower",
+                               "Above the upper process limit this week — worse than routine variation explains.") == \
+        (SIGNAL, ("Above the upper process limit this week — worse than routine variation explains",))
     assert section_and_reasons({"value": 3.0, "signal": False, "rules": "", "status": "at_risk"}, "lower") == \
         (OFF_TARGET, ("at risk against the target",))
     assert section_and_reasons({"value": 3.0, "signal": False, "rules": "", "status": "on_track"}, "lower")[0] == OTHER

@@ -16,18 +16,15 @@ Design choices, for the stat-session screen:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
 
 import altair as alt
 import polars as pl
 
 from citystat.core.spc import RULE_DESCRIPTIONS
 from citystat.core.status import STATUS_COLOURS, STATUS_LABELS, Status
-
-UNITS = ("percent", "count", "days", "hours", "minutes", "number", "currency", "ug_dl", "ug_m3", "ratio")
+from citystat.display.format import EM_DASH, UNITS, change_text, format_value  # noqa: F401 (format_value re-exported)
 
 # d3 formats for tooltips and tables (precise) and axes (short).
 _UNIT_FORMATS = {
@@ -61,7 +58,6 @@ SIGNAL_COLOUR = "#8E2C84"  # reddish purple: not a status colour, so a signal ne
 TARGET_COLOUR = "#333333"
 LIMIT_COLOUR = "#7F7F7F"
 ANNOTATION_COLOUR = "#555555"
-EM_DASH = "—"
 
 # One colour scale shared by every layer so the legend explains the lines.
 _SERIES_DOMAIN = ["Value", "Signal", "Target", "Centre line", "Natural process limits"]
@@ -83,44 +79,6 @@ def axis_format(unit: str) -> str:
     """A shorter d3 format for axis labels (85% rather than 85.3%, 12k rather than 12,000)."""
     _check_unit(unit)
     return _AXIS_FORMATS[unit]
-
-
-def _round_half_up(value: float, places: int) -> Decimal:
-    # Python's format() rounds the binary value half-to-even (3.25 -> "3.2"); d3 in the
-    # browser rounds 3.25 to "3.3". Tables and charts must agree, so round half up here.
-    quantum = Decimal(1).scaleb(-places)
-    return Decimal(repr(float(value))).quantize(quantum, rounding=ROUND_HALF_UP)
-
-
-def _grouped(number: Decimal, places: int) -> str:
-    return f"{number:,.{places}f}"
-
-
-def format_value(value: float | None, unit: str) -> str:
-    """A value as text for tables and narratives.
-
-    >>> format_value(0.853, "percent"), format_value(1234, "count"), format_value(3.25, "days")
-    ('85.3%', '1,234', '3.3 days')
-    >>> format_value(None, "count")
-    '—'
-    """
-    _check_unit(unit)
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return EM_DASH
-    if unit == "percent":
-        return f"{_grouped(_round_half_up(value * 100, 1), 1)}%"
-    if unit == "count":
-        return _grouped(_round_half_up(value, 0), 0)
-    if unit == "currency":
-        rounded = _round_half_up(abs(value), 0)
-        return f"{'-' if value < 0 and rounded else ''}${_grouped(rounded, 0)}"
-    if unit == "ratio":
-        return _grouped(_round_half_up(value, 2), 2)
-    if unit == "number":
-        text = _grouped(_round_half_up(value, 2), 2)
-        return text.rstrip("0").rstrip(".") if "." in text else text
-    suffix = {"days": "days", "hours": "hours", "minutes": "min", "ug_dl": "µg/dL", "ug_m3": "µg/m³"}[unit]
-    return f"{_grouped(_round_half_up(value, 1), 1)} {suffix}"
 
 
 def _rules_text(rules: str | None) -> str | None:
@@ -411,10 +369,7 @@ def breakdown_chart(frame: pl.DataFrame, *, dimension: str, unit: str) -> alt.La
 
 
 def _signed(change: float | None, unit: str) -> str:
-    if change is None or (isinstance(change, float) and math.isnan(change)):
-        return EM_DASH
-    text = format_value(abs(change), unit)
-    return text if change == 0 else ("+" if change > 0 else "−") + text
+    return change_text(change, unit, arrow=False)
 
 
 # --------------------------------------------------------------------------- text alternatives

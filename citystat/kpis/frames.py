@@ -15,7 +15,10 @@ import polars as pl
 from citystat.core.cityscore import city_score, metric_score
 from citystat.core.compare import compare_with_prior_and_last_year
 from citystat.core.periods import latest_complete_period, period_end, period_label, periods_between
-from citystat.core.spc import format_rules, process_behaviour
+from citystat.core.periods import same_period_last_year
+from citystat.core.assurance import ASSURANCE_LABELS, assurance_for, describe_assurance
+from citystat.core.attribution import Attribution, attribute_change, describe_contribution, percentage_points
+from citystat.core.spc import MR_RULE, PointResult, describe_signal_now, format_rules, process_behaviour, signal_now
 from citystat.core.status import STATUS_LABELS, Status, status_for
 from citystat.core.targets import target_for
 from citystat.registry.loader import Registry
@@ -203,6 +206,15 @@ class OverviewRow:
     def signal(self) -> bool:
         return bool(self.current and self.current["signal"])
 
+    @property
+    def signal_text(self) -> str:
+        """Short text for a table cell: the signal at this period in words, or empty."""
+        return signal_cell(self.frame, self.metric.direction.value) if self.current else ""
+
+    @property
+    def assurance_label(self) -> str:
+        return assurance_label(self.frame, self.metric) if self.current else "Not enough data"
+
 
 def overview(registry: Registry, rollup: Rollup, as_of_day: date, grain: str | None = None,
              metrics: list[Metric] | None = None, dimension: str = "",
@@ -260,39 +272,276 @@ def city_scores(registry: Registry, rollup: Rollup, as_of_day: date | None = Non
                                      "score": pl.Float64, "metrics_scored": pl.Int64, "metrics": pl.Int64})
 
 
-def biggest_mover(registry: Registry, rollup: Rollup, metric: Metric, grain: str, as_of: date
-                  ) -> dict | None:
-    """The dimension value whose change vs the prior period explains most of the total change."""
-    fy = registry.city.fiscal_year_start_month
+# --- signals, assurance and change attribution, in words -----------------------------------------
+#
+# One place turns the core maths into the sentences every view shows (Metric card, tables, the
+# session agenda, the packet), so they agree on what "signal" means and say it the same way.
+
+GRAIN_NOUNS = {"day": "day", "week": "week", "month": "month", "quarter": "quarter", "fiscal_year": "year"}
+
+
+def chart_points(frame: pl.DataFrame) -> list[PointResult]:
+    """The KPI frame's process-behaviour points (as `process_behaviour` returned them)."""
+    out = []
+    for row in frame.iter_rows(named=True):
+        rules = frozenset(int(r) for r in (row.get("rules") or "").split(",") if r.strip())
+        out.append(PointResult(value=row["value"], phase=row.get("phase") or 0, centre=row.get("centre"),
+                               lower=row.get("lower_limit"), upper=row.get("upper_limit"), mr=row.get("mr"),
+                               mr_upper=row.get("mr_upper"), rules=rules, signal=bool(row.get("signal")),
+                               in_baseline=False))
+    return out
+
+
+def _signal_labels(frame: pl.DataFrame, grain: str) -> list[str]:
+    from citystat.display.format import format_day
+
+    if grain in ("day", "week"):
+        return [format_day(d) for d in frame["period_start"].to_list()]
+    return frame["label"].to_list()
+
+
+def signal_sentence(frame: pl.DataFrame, direction: str, grain: str) -> str:
+    """Whether the KPI signals at the frame's last period, in words: which way, since when, and
+    whether that is better or worse for the KPI ("8 weeks in a row worse than the usual level
+    since 14 Sep 2026 — a real change, not noise"); else "No signal this week" and the latest
+    recent signal. ``frame`` is the KPI frame up to the period being reviewed."""
+    if frame.is_empty():
+        return "No values to judge yet."
+    if frame["centre"].drop_nulls().is_empty():
+        return "No process limits yet: too few periods to tell a real change from noise."
+    state = signal_now(chart_points(frame), direction)
+    return describe_signal_now(state, _signal_labels(frame, grain), GRAIN_NOUNS.get(grain, grain))
+
+
+_SHORT = {1: "outside the process limits", 2: "a run on one side of the usual level",
+          3: "close to a process limit", MR_RULE: "a sudden jump"}
+
+
+def signal_cell(frame: pl.DataFrame, direction: str) -> str:
+    """A table cell for the signal at the frame's last period: "Worse: a run …", or empty."""
+    if frame.is_empty():
+        return ""
+    state = signal_now(chart_points(frame), direction)
+    if not state.signalling:
+        return ""
+    head = state.now[0]
+    verdict = {"good": "✓ Better", "bad": "⚠ Worse", "neutral": "Changed"}[state.verdict or "neutral"]
+    text = f"{verdict}: {_SHORT[head.rule]}"
+    if head.rule in (1, 2) and head.points > 1:
+        text += f" ({head.points} in a row)"
+    return text
+
+
+def assurance_of(row: dict | None, metric: Metric) -> str:
+    """The assurance key (`citystat.core.assurance`) for a KPI frame row: can the process as it
+    runs meet the target in force for that period?"""
+    if not row:
+        return "not_enough_data"
+    non_negative = metric.unit in NON_NEGATIVE_UNITS
+    return assurance_for(row.get("lower_limit"), row.get("upper_limit"), row.get("target"),
+                         metric.direction.value, floor=0.0 if non_negative else None,
+                         ceiling=1.0 if metric.unit == Unit.PERCENT else None)
+
+
+def assurance_label(frame: pl.DataFrame, metric: Metric) -> str:
+    """Short assurance text for the frame's last period ("Consistently misses target")."""
+    return ASSURANCE_LABELS[assurance_of(frame.row(-1, named=True) if frame.height else None, metric)]
+
+
+def assurance_sentence(row: dict | None, metric: Metric) -> str:
+    return describe_assurance(assurance_of(row, metric))
+
+
+ATTRIBUTION_KIND = {"count": "count", "sum": "sum", "avg": "avg", "median": "median",
+                    "percentile": "percentile", "min": "min", "max": "max", "count_distinct": "count_distinct"}
+COMPARISONS = {"prior": "since the prior period", "last_year": "since the same period last year"}
+
+
+def attribution_kind(registry: Registry, metric: Metric) -> str:
+    """How a KPI's change splits over a dimension (`citystat.core.attribution` kinds)."""
+    if metric.is_rate:
+        return "rate"
+    if metric.kind == "measure":
+        return ATTRIBUTION_KIND[metric.measure.agg.value]
+    return "sum" if is_additive(registry, metric) else "median"
+
+
+@dataclass(frozen=True)
+class ChangeExplanation:
+    """A KPI's change between two periods, split by one dimension, with its sentence."""
+
+    dimension: str
+    comparison: str          # "prior" or "last_year"
+    before: date
+    after: date
+    attribution: Attribution
+    sentence: str
+    table: pl.DataFrame      # one row per value: figures before/after, own change, contribution
+
+    @property
+    def heading(self) -> str:
+        from citystat.display.format import human_label
+
+        return f"By {human_label(self.dimension).lower()}, {COMPARISONS[self.comparison]}"
+
+
+def _figures(series: pl.DataFrame, period: date, kind: str) -> dict:
+    out = {}
+    for row in series.filter(pl.col("period_start") == period).iter_rows(named=True):
+        if kind == "rate":
+            figure = None if row["denominator"] is None else (row["numerator"] or 0.0, row["denominator"])
+        elif kind == "avg":
+            figure = None if row["value"] is None or not row["n"] else (row["value"] * row["n"], row["n"])
+        else:
+            figure = _clean(row["value"])
+        out[row["dimension_value"]] = figure
+    return out
+
+
+def _noun(registry: Registry, metric: Metric) -> str:
+    """What a rate's denominator counts, from its source's title ("311 service requests" ->
+    "service requests": a leading number would read as part of the count)."""
+    source = registry.sources.get(metric.source) if metric.source else None
+    words = (source.title or "").lower().split() if source else []
+    while words and words[0].isdigit():
+        words.pop(0)
+    return " ".join(words) or "records"
+
+
+def explain_change(registry: Registry, rollup: Rollup, metric: Metric, grain: str, period: date,
+                   dimension: str, comparison: str = "prior", kpi=None) -> ChangeExplanation | None:
+    """Each value of ``dimension``'s contribution to the KPI's change ``comparison`` ("prior" or
+    "last_year"), adding up to the total change, and the direction-aware sentence naming the
+    value that drove it (never an improvement as the cause of a worsening)."""
+    from citystat.core.attribution import explain_change as explain
     from citystat.core.periods import shift_period
-    prior = shift_period(as_of, grain, -1, fy)
-    best = None
-    for dimension in metric.dimensions:
-        series = rollup.series(metric.id, grain, dimension).filter(pl.col("period_start").is_in([as_of, prior]))
-        use = "numerator" if metric.is_rate else "value"
-        wide = series.pivot(on="period_start", index="dimension_value", values=use)
-        now, before = str(as_of), str(prior)
-        if now not in wide.columns or before not in wide.columns:
+    from citystat.display.format import NOT_RECORDED, change_amount, format_value
+
+    fy = registry.city.fiscal_year_start_month
+    before = shift_period(period, grain, -1, fy) if comparison == "prior" else same_period_last_year(period, grain, fy)
+    kind = attribution_kind(registry, metric)
+    series = rollup.series(metric.id, grain, dimension)
+    old, new = _figures(series, before, kind), _figures(series, period, kind)
+    if not old and not new:
+        return None
+    totals = {}
+    if kind not in ("count", "sum", "rate", "avg"):
+        frame = (kpi or kpi_frame)(registry, rollup, metric, grain)
+        values = {r["period_start"]: r["value"] for r in frame.iter_rows(named=True)}
+        totals = {"total_before": values.get(before), "total_after": values.get(period)}
+    att = attribute_change(kind, old, new, empty_label=NOT_RECORDED, **totals)
+    unit = metric.unit.value
+    words = dict(kpi=_kpi_noun(kind, metric), label=lambda v: value_subject(dimension, v),
+                 fmt=lambda x: format_value(x, unit),
+                 fmt_change=(percentage_points if unit == "percent" else lambda d: change_amount(d, unit)[0]),
+                 noun=_noun(registry, metric))
+    sentence = _total_sentence(att, metric, comparison) + " " + explain(att, metric.direction.value, **words) + "."
+    against = _against(att)
+    if against is not None:
+        sentence += " Pulling the other way: " + describe_contribution(att, against, **words) + "."
+    return ChangeExplanation(dimension=dimension, comparison=comparison, before=before, after=period,
+                             attribution=att, sentence=sentence, table=attribution_table(att))
+
+
+def value_subject(dimension: str, value: str) -> str:
+    """A dimension value as the subject of a sentence: "District D4", "Phone channel"."""
+    from citystat.display.format import NOT_RECORDED, human_label
+
+    if value == NOT_RECORDED:
+        return f"{human_label(dimension)} {NOT_RECORDED}"
+    if value.islower() or "_" in value:
+        return f"{human_label(value)} {human_label(dimension).lower()}"
+    return f"{human_label(dimension)} {value}"
+
+
+def _total_sentence(att: Attribution, metric: Metric, comparison: str) -> str:
+    from citystat.display.format import change_text, format_value
+
+    unit = metric.unit.value
+    when = COMPARISONS[comparison]
+    when = when[0].upper() + when[1:]
+    if att.total_change is None:
+        return f"{when}: not known."
+    return (f"{when}: {change_text(att.total_change, unit, metric.direction.value, arrow=False)}, from "
+            f"{format_value(att.total_before, unit)} to {format_value(att.total_after, unit)}.")
+
+
+def _against(att: Attribution):
+    """The value that pulled hardest against the total change, if any (decomposable KPIs)."""
+    change = att.total_change
+    if not att.decomposable or change is None or att.unchanged:
+        return None
+    against = [c for c in att.contributions if c.contribution is not None and c.contribution * change < 0]
+    return max(against, key=lambda c: abs(c.contribution), default=None)
+
+
+def _kpi_noun(kind: str, metric: Metric) -> str:
+    if kind == "rate":
+        return "the rate"
+    if kind == "avg":
+        return "the average"
+    if kind in ("count", "sum"):
+        return "the total"
+    return f"the {kind}" if kind in ("median", "percentile") else "the KPI"
+
+
+def attribution_table(att: Attribution) -> pl.DataFrame:
+    """One row per dimension value, largest part of the change first (numbers, not text)."""
+    rows = [{"dimension_value": c.value, "before": c.before, "after": c.after, "own_change": c.own_change,
+             "contribution": c.contribution, "rate_effect": c.rate_effect, "mix_effect": c.mix_effect,
+             "denominator": c.denominator_after} for c in att.contributions]
+    schema = {"dimension_value": pl.Utf8, "before": pl.Float64, "after": pl.Float64, "own_change": pl.Float64,
+              "contribution": pl.Float64, "rate_effect": pl.Float64, "mix_effect": pl.Float64,
+              "denominator": pl.Float64}
+    frame = pl.DataFrame(rows, schema=schema)
+    key = "contribution" if att.decomposable else "own_change"
+    return frame.sort(pl.col(key).abs(), descending=True, nulls_last=True)
+
+
+def change_explanations(registry: Registry, rollup: Rollup, metric: Metric, grain: str, period: date,
+                        kpi=None) -> list[ChangeExplanation]:
+    """Every dimension, vs the prior period and vs the same period last year."""
+    out = []
+    for comparison in COMPARISONS:
+        for dimension in metric.dimensions:
+            found = explain_change(registry, rollup, metric, grain, period, dimension, comparison, kpi)
+            if found is not None:
+                out.append(found)
+    return out
+
+
+def main_explanation(explanations: list[ChangeExplanation], comparison: str = "prior") -> ChangeExplanation | None:
+    """The dimension whose leading driver moved the KPI most (for the agenda's headline)."""
+    from citystat.core.attribution import drivers
+
+    best, size = None, -1.0
+    for e in explanations:
+        if e.comparison != comparison:
             continue
-        wide = wide.with_columns(change=pl.col(now).fill_null(0) - pl.col(before).fill_null(0))
-        if wide.is_empty():
-            continue
-        top = wide.sort(pl.col("change").abs(), descending=True).row(0, named=True)
-        if best is None or abs(top["change"]) > abs(best["change"]):
-            best = {"dimension": dimension, "dimension_value": top["dimension_value"], "change": top["change"],
-                    "current": top[now], "prior": top[before], "measure": use}
+        found = drivers(e.attribution)
+        key = 0.0
+        if found:
+            c = found[0]
+            key = abs((c.contribution if e.attribution.decomposable else c.own_change) or 0.0)
+        if key > size:
+            best, size = e, key
     return best
 
 
 def overview_table(registry: Registry, rows: list[OverviewRow], spark_periods: int = 26) -> pl.DataFrame:
-    """The Overview/Department table: one line per KPI, ready to show (values as text)."""
-    from citystat.display.charts import format_value
+    """The Overview/Department table: one line per KPI, ready to show (values as text).
+
+    ``metric_id`` and ``status`` stay machine keys (for clicks and colours); every other
+    column is text for people, formatted by `citystat.display.format`.
+    """
+    from citystat.display.format import change_text, format_value
 
     fy = registry.city.fiscal_year_start_month
     out = []
     for row in rows:
         metric, current = row.metric, row.current or {}
         unit = metric.unit.value
+        direction = metric.direction.value
         status = Status(row.status)
         out.append({
             "metric_id": metric.id,
@@ -302,27 +551,13 @@ def overview_table(registry: Registry, rows: list[OverviewRow], spark_periods: i
             "status_label": STATUS_LABELS[status],
             "period": period_label(row.period_start, row.grain, fy),
             "value": format_value(current.get("value"), unit),
-            "target": format_value(current.get("target"), unit) if current.get("target") is not None else "",
-            "vs_prior": _change_text(current.get("value"), current.get("prior_value"), unit),
+            "target": format_value(current.get("target"), unit) if current.get("target") is not None else "none",
+            "vs_prior": change_text(current.get("change_vs_prior"), unit, direction),
+            "vs_last_year": change_text(current.get("change_vs_last_year"), unit, direction),
             "trend": [v for v in row.frame.tail(spark_periods)["value"].to_list() if v is not None],
-            "signal": SIGNAL_MARK if row.signal else "",
-            "rules": current.get("rules") or "",
-            "direction": metric.direction.value,
+            "signal": row.signal_text,
+            "assurance": row.assurance_label,
+            "direction": direction,
             "tags": ", ".join(metric.tags),
         })
     return pl.DataFrame(out, schema_overrides={"trend": pl.List(pl.Float64)}) if out else pl.DataFrame()
-
-
-SIGNAL_MARK = "◆ signal"
-
-
-def _change_text(value: float | None, prior: float | None, unit: str) -> str:
-    from citystat.display.charts import format_value
-
-    if value is None or prior is None:
-        return ""
-    delta = value - prior
-    if unit == "percent":
-        return f"{delta * 100:+.1f} pts"
-    sign = "+" if delta > 0 else "−" if delta < 0 else "±"
-    return sign + format_value(abs(delta), unit)

@@ -28,7 +28,8 @@ import polars as pl
 from citystat.auth import PermissionDenied, User
 from citystat.core.periods import period_end, period_label
 from citystat.core.status import STATUS_LABELS, Status
-from citystat.kpis.frames import OverviewRow, biggest_mover
+from citystat.kpis.frames import (ChangeExplanation, OverviewRow, assurance_of, change_explanations,
+                                  main_explanation, signal_sentence)
 
 if TYPE_CHECKING:  # pragma: no cover
     from citystat.api import CityStat
@@ -50,17 +51,6 @@ CHART_PERIODS = {"day": 90, "week": 104, "month": 36, "quarter": 16, "fiscal_yea
 
 # --------------------------------------------------------------------------- the agenda
 @dataclass(frozen=True)
-class Breakdown:
-    """The dimension value whose change explains most of the KPI's change vs the prior period."""
-
-    dimension: str
-    dimension_value: str | None
-    change: float
-    measure: str  # "value", or "numerator" for rates (counts explain a rate's change)
-    table: pl.DataFrame  # every value of the dimension: value, prior_value, change
-
-
-@dataclass(frozen=True)
 class AgendaItem:
     """One agenda item: the follow-up review, or one KPI, with the reasons it is where it is."""
 
@@ -73,10 +63,14 @@ class AgendaItem:
     period_start: date | None = None
     period_text: str = ""
     unit: str = "number"
+    direction: str = "neutral"  # higher / lower is better, or neutral
     current: dict | None = None  # the KPI frame row of the period
     frame: pl.DataFrame | None = None  # the KPI frame up to the period (about two years)
     annotations: tuple[tuple[date, str], ...] = ()
-    breakdown: Breakdown | None = None
+    breakdown: ChangeExplanation | None = None  # the headline: what drove the change since the prior period
+    explanations: tuple[ChangeExplanation, ...] = ()  # every dimension, vs prior period and last year
+    signal_text: str = ""  # the signal at this period in words (same as the Metric card and the packet)
+    assurance: str = ""  # can the process meet its target? (key of citystat.core.assurance)
     narrative: "Narrative | None" = None
     open_commitments: tuple["Commitment", ...] = ()
     review: tuple["ReviewItem", ...] = ()
@@ -210,15 +204,17 @@ def _section_rank(section: str) -> int:
     return (REVIEW, SIGNAL, OFF_TARGET, OTHER).index(section)
 
 
-def section_and_reasons(current: dict | None, direction: str) -> tuple[str, tuple[str, ...]]:
-    """Why a KPI is where it is on the agenda (pure: tested on hand-made rows)."""
+def section_and_reasons(current: dict | None, direction: str, signal_text: str = "") -> tuple[str, tuple[str, ...]]:
+    """Why a KPI is where it is on the agenda (pure: tested on hand-made rows).
+
+    ``signal_text`` is the signal in words (`citystat.kpis.frames.signal_sentence`)."""
     if not current or current.get("value") is None:
         return OTHER, ("no data for the period",)
     reasons = []
     section = OTHER
     if current.get("signal"):
         section = SIGNAL
-        reasons.append(f"process signal (rule {current.get('rules') or '?'})")
+        reasons.append(signal_text.rstrip(".") or "a real change in the process (a process-behaviour signal)")
     status = current.get("status")
     if status in (Status.OFF_TRACK.value, Status.AT_RISK.value):
         if section == OTHER:
@@ -233,30 +229,26 @@ def _kpi_item(stat: "CityStat", store: "Store", row: OverviewRow,
               open_list: list["Commitment"]) -> AgendaItem:
     metric = row.metric
     fy = stat.registry.city.fiscal_year_start_month
-    section, reasons = section_and_reasons(row.current, metric.direction.value)
+    signal_text = signal_sentence(row.frame, metric.direction.value, row.grain) if row.current else ""
+    section, reasons = section_and_reasons(row.current, metric.direction.value, signal_text)
     frame = row.frame.tail(CHART_PERIODS.get(row.grain, 104))
     first = frame["period_start"][0] if frame.height else row.period_start
     last = period_end(row.period_start, row.grain, fy)
     notes = [(c.date, c.note) for c in metric.process_changes if first <= c.date <= last]
     notes += [(a.on_date, a.text) for a in store.list_annotations(metric.id, start=first, end=last)]
+    explanations = (change_explanations(stat.registry, stat.rollup, metric, row.grain, row.period_start,
+                                        kpi=stat._cached_kpi) if row.current else [])
     return AgendaItem(
         section=section, title=metric.title, reasons=reasons, metric_id=metric.id,
         department=metric.department, grain=row.grain, period_start=row.period_start,
         period_text=period_label(row.period_start, row.grain, fy), unit=metric.unit.value,
+        direction=metric.direction.value,
         current=row.current, frame=frame, annotations=tuple(sorted(notes, key=lambda n: n[0])),
-        breakdown=_breakdown(stat, row) if row.current else None,
+        breakdown=main_explanation(explanations), explanations=tuple(explanations),
+        signal_text=signal_text, assurance=assurance_of(row.current, metric),
         narrative=store.get_narrative(metric.id, row.grain, row.period_start),
         open_commitments=tuple(c for c in open_list if c.metric_id == metric.id),
     )
-
-
-def _breakdown(stat: "CityStat", row: OverviewRow) -> Breakdown | None:
-    mover = biggest_mover(stat.registry, stat.rollup, row.metric, row.grain, row.period_start)
-    if not mover:
-        return None
-    table = stat.breakdown(row.metric.id, row.grain, mover["dimension"], row.period_start)
-    return Breakdown(dimension=mover["dimension"], dimension_value=mover["dimension_value"],
-                     change=mover["change"], measure=mover["measure"], table=table)
 
 
 def _open_commitments(store: "Store", department: str | None, metric_ids: list[str]) -> list["Commitment"]:
@@ -420,16 +412,4 @@ def add_annotation(store: "Store", user: User, *, metric_id: str, department: st
     except InvalidInput as exc:
         raise FormError({exc.field: str(exc)}) from exc
 
-
-def change_text(current: dict | None, unit: str, key: str = "change_vs_prior") -> str:
-    """A signed change in the KPI's unit ("+3.2 pts" for percentages)."""
-    from citystat.display.charts import format_value
-
-    change = (current or {}).get(key)
-    if change is None:
-        return "—"
-    sign = "+" if change > 0 else "−" if change < 0 else "±"
-    if unit == "percent":
-        return f"{sign}{abs(change) * 100:.1f} pts"
-    return sign + format_value(abs(change), unit)
 

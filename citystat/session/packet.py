@@ -24,7 +24,10 @@ from citystat.display.charts import format_value, trend_chart, trend_summary, tr
 from citystat.core.status import STATUS_LABELS, Status
 from citystat.display.report import Section, chart_svg, escape, figure_html, html_to_pdf, render_html, table_html
 from citystat.display.safetext import user_markdown
-from citystat.session.agenda import REVIEW, SECTION_TITLES, Agenda, AgendaItem, change_text
+from citystat.session.agenda import REVIEW, SECTION_TITLES, Agenda, AgendaItem
+from citystat.core.assurance import ASSURANCE_LABELS
+from citystat.display.format import change_text, format_date, human_label
+from citystat.kpis.frames import ChangeExplanation, value_subject
 
 if TYPE_CHECKING:  # pragma: no cover
     from citystat.api import CityStat
@@ -69,7 +72,7 @@ def _chip(status: str) -> str:
 
 
 def _date(d: date | None) -> str:
-    return d.strftime("%a %d %b %Y") if d else ""
+    return format_date(d) if d else ""
 
 
 def commitments_table(commitments: list["Commitment"], session_date: date, *,
@@ -77,8 +80,8 @@ def commitments_table(commitments: list["Commitment"], session_date: date, *,
     """Commitments with owner and due date; overdue ones marked in words (not only colour)."""
     rows = []
     for c in commitments:
-        status = "OVERDUE" if c.is_overdue(session_date) else c.status
-        rows.append((c.what, c.owner, c.due_date.isoformat(), status,
+        status = "OVERDUE" if c.is_overdue(session_date) else human_label(c.status)
+        rows.append((c.what, c.owner, format_date(c.due_date), status,
                      metric_titles.get(c.metric_id or "", c.metric_id or ""), c.note or ""))
     return table_html(("What", "Owner", "Due", "Status", "KPI", "Note"), rows, caption=caption)
 
@@ -101,47 +104,55 @@ def numbers_rows(item: AgendaItem) -> list[tuple[str, str]]:
     """The item's numbers as (label, text) pairs, in the KPI's unit."""
     c, unit = item.current or {}, item.unit
     limits = (f"{format_value(c.get('lower_limit'), unit)} – {format_value(c.get('upper_limit'), unit)}"
-              if c.get("centre") is not None else "—")
+              if c.get("centre") is not None else "not enough data yet")
     return [
         ("Period", item.period_text),
         ("Value", format_value(c.get("value"), unit)),
         ("Target", format_value(c.get("target"), unit) if c.get("target") is not None else "none"),
         ("Status", STATUS_LABELS[Status(item.status)]),
+        ("Assurance", ASSURANCE_LABELS[item.assurance] if item.assurance else "—"),
         ("Prior period", format_value(c.get("prior_value"), unit)),
-        ("Change vs prior", change_text(c, unit, "change_vs_prior")),
+        ("Change vs prior", change_text(c.get("change_vs_prior"), unit, item.direction)),
         ("Same period last year", format_value(c.get("last_year_value"), unit)),
-        ("Change vs last year", change_text(c, unit, "change_vs_last_year")),
+        ("Change vs last year", change_text(c.get("change_vs_last_year"), unit, item.direction)),
         ("Centre line", format_value(c.get("centre"), unit) if c.get("centre") is not None else "—"),
         ("Natural process limits", limits),
-        ("Signal", f"rule {c.get('rules')}" if c.get("signal") else "none"),
     ]
 
 
 def breakdown_text(item: AgendaItem) -> str:
-    """One sentence naming the dimension value that explains most of the change."""
-    b = item.breakdown
-    if b is None:
-        return ""
-    what = "count behind the rate" if b.measure == "numerator" else "value"
-    amount = format_value(abs(b.change), "count" if b.measure == "numerator" else item.unit)
-    direction = "rose" if b.change > 0 else "fell" if b.change < 0 else "did not change"
-    return (f"Biggest mover: {b.dimension.replace('_', ' ')} {b.dimension_value} — its {what} "
-            f"{direction}{'' if b.change == 0 else ' by ' + amount} vs the prior period.")
+    """The sentence that says what drove the change since the prior period (the same sentence as
+    on the Stat session and Metric pages)."""
+    return item.breakdown.sentence if item.breakdown is not None else ""
+
+
+def contribution_rows(explanation: ChangeExplanation, unit: str, limit: int | None = None) -> list[tuple]:
+    """(value, before, after, own change, part of the total change) per dimension value, as text."""
+    att = explanation.attribution
+    rows = []
+    table = explanation.table if limit is None else explanation.table.head(limit)
+    for r in table.iter_rows(named=True):
+        part = (change_text(r["contribution"], unit, arrow=False) if att.decomposable
+                else "does not add up")
+        rows.append((value_subject(explanation.dimension, r["dimension_value"]), format_value(r["before"], unit),
+                     format_value(r["after"], unit), change_text(r["own_change"], unit, arrow=False), part))
+    return rows
+
+
+CONTRIBUTION_HEADERS = ("Value", "Before", "Now", "Its own change", "Its part of the total change")
 
 
 def _breakdown_html(item: AgendaItem, limit: int = 8) -> str:
     b = item.breakdown
     if b is None or b.table.is_empty():
         return ""
-    unit = item.unit
-    rows = [(r["dimension_value"] if r["dimension_value"] is not None else "(none)",
-             format_value(r["value"], unit), format_value(r["prior_value"], unit),
-             change_text({"c": r["change"]}, unit, "c"))
-            for r in b.table.head(limit).iter_rows(named=True)]
-    dim = b.dimension.replace("_", " ").capitalize()
-    return (f"<p>{escape(breakdown_text(item))}</p>"
-            + table_html((dim, "Value", "Prior period", "Change"), rows,
-                         numeric=("Value", "Prior period", "Change"), caption=f"By {dim.lower()}"))
+    others = [e for e in item.explanations if e is not b]
+    more = ("<ul>" + "".join(f"<li><strong>{escape(e.heading)}.</strong> {escape(e.sentence)}</li>"
+                             for e in others) + "</ul>") if others else ""
+    return (f"<h3>What drove the change</h3><p>{escape(breakdown_text(item))}</p>"
+            + table_html(CONTRIBUTION_HEADERS, contribution_rows(b, item.unit, limit),
+                         numeric=CONTRIBUTION_HEADERS[1:], caption=b.heading)
+            + more)
 
 
 def narrative_html(item: AgendaItem) -> str:
@@ -161,8 +172,9 @@ def kpi_item_html(item: AgendaItem, session_date: date, metric_titles: dict[str,
                   svg: str | None = None) -> str:
     """One KPI's section: status and reasons, chart, numbers, breakdown, notes, story, commitments."""
     head = (f'<p class="item-head">{_chip(item.status)}'
-            + ('<span class="chip signal">◆ signal</span>' if item.signal else "")
-            + f'<span class="reason">{escape("; ".join(item.reasons))}</span></p>')
+            + (f'<span class="chip">{escape(ASSURANCE_LABELS[item.assurance])}</span>' if item.assurance else "")
+            + f'<span class="reason">{escape("; ".join(item.reasons))}</span></p>'
+            + (f'<p><strong>Signal:</strong> {escape(item.signal_text)}</p>' if item.signal_text else ""))
     if svg is None and item.frame is not None and item.frame.height:
         svg = chart_svg(item_chart(item))
     chart = item_figure(item, svg) if svg else '<p class="muted">No data to chart.</p>'
@@ -188,8 +200,9 @@ def cover_html(stat: "CityStat", agenda: Agenda, kind: str = "Briefing packet") 
     registry = stat.registry
     h = agenda.headline()
     tiles = [
-        (h["kpis"], "KPIs"), (h["on_track"], "on track"), (h["at_risk"], "at risk"),
-        (h["off_track"], "off track"), (h["signals"], "signals"),
+        (h["kpis"], "KPIs"), (h["off_track"], "Off track"), (h["at_risk"], "At risk"),
+        (h["on_track"], "On track"), (h["no_target"], "No target"), (h["no_data"], "Not enough data"),
+        (h["signals"], "signals"),
         (h["open_commitments"], "open commitments"), (h["overdue_commitments"], "overdue commitments"),
     ]
     tile_html = "".join(f'<div class="tile"><span class="n">{n}</span><span class="l">{escape(label)}</span></div>'
@@ -234,7 +247,7 @@ def build_packet_html(stat: "CityStat", store: "Store", agenda: Agenda, *,
             sections.append(Section(f"{i + 1}. {item.title}", body, anchor=f"item-{i + 1}", subtitle=sub))
     if progress:
         progress(total - 1, total, "assembling")
-    title = f"{agenda.title} — stat session {agenda.session_date.isoformat()}"
+    title = f"{agenda.title} — stat session {format_date(agenda.session_date)}"
     html = render_html(title, sections, PACKET_CSS, cover_html=cover_html(stat, agenda),
                        subtitle="Briefing packet", footer=f"{stat.registry.city.name} · {title}",
                        page_size=page_size)
@@ -287,7 +300,7 @@ def build_followup_html(stat: "CityStat", store: "Store", agenda: Agenda, sessio
         sections.append(Section("Commitments reviewed", _review_html(review[0], agenda.session_date,
                                                                      metric_titles),
                                 anchor="reviewed", page_break=False))
-    title = f"{agenda.title} — follow-up to the stat session of {agenda.session_date.isoformat()}"
+    title = f"{agenda.title} — follow-up to the stat session of {format_date(agenda.session_date)}"
     cover = (f'<p class="meta">{escape(stat.registry.city.name)} · Follow-up memo · session on '
              f'{escape(_date(agenda.session_date))}</p>')
     return render_html(title, sections, PACKET_CSS, cover_html=cover, subtitle="Follow-up memo",

@@ -28,11 +28,20 @@ HOW_STATUS = (
     "Direction matters: for a 'lower is better' KPI, meeting the target means at or below it."
 )
 HOW_SIGNAL = (
-    "**◆ signal** marks a real change rather than week-to-week noise (process-behaviour / XmR "
-    "chart): rule 1 = a point outside the natural process limits (centre ± 2.66 × average "
-    "moving range, from a baseline of the first 20 periods of the current phase); rule 2 = 8 "
-    "points in a row on one side of the centre; rule 3 = 3 of 4 points in the outer quarter of "
-    "the band on one side."
+    "**Signal** marks a real change rather than week-to-week noise (process-behaviour / XmR "
+    "chart), said in words with its way (better or worse for the KPI) and since when. A KPI "
+    "signals when its latest period does: a point outside the natural process limits (centre ± "
+    "2.66 × average moving range, from a baseline of the first 20 periods of the current phase); "
+    "8 or more periods in a row on one side of the centre line; 3 of 4 periods beyond the half-way "
+    "line to a limit on one side; or a sudden jump (the change from the period before is above the "
+    "upper range limit, 3.268 × average moving range). The chart marks every period that signalled."
+)
+HOW_ASSURANCE = (
+    "**Assurance** compares the target with the process limits (NHS 'Making Data Count'): "
+    "*consistently meets* = even the worst routine value meets the target; *consistently misses* = "
+    "the target lies beyond the limits, so only a change to the process will meet it; *hit and miss* "
+    "= the target lies inside the limits, so the KPI meets it some periods and misses it others at "
+    "random — praise or blame from period to period is noise."
 )
 HOW_TARGETS = (
     "**Targets** are dated: the target in force on the first day of a period applies to it. Targets of "
@@ -93,7 +102,7 @@ def kpi_table(stat: CityStat, rows: list[OverviewRow], *, key: str, show_departm
         return None
     table = table.with_columns(
         pl.col("status").map_elements(status_chip, return_dtype=pl.Utf8).alias("status_text"))
-    columns = ["status_text", "kpi", "period", "value", "target", "vs_prior", "trend", "signal"]
+    columns = ["status_text", "assurance", "kpi", "period", "value", "target", "vs_prior", "trend", "signal"]
     if show_department:
         columns.insert(1, "department")
     if stale and any(stale.get(m) for m in table["metric_id"]):
@@ -109,12 +118,13 @@ def kpi_table(stat: CityStat, rows: list[OverviewRow], *, key: str, show_departm
         key=key,
         column_config={
             "status_text": st.column_config.TextColumn("Status", width="small"),
+            "assurance": st.column_config.TextColumn("Assurance", help=HOW_ASSURANCE),
             "department": st.column_config.TextColumn("Department"),
             "kpi": st.column_config.TextColumn("KPI", width="medium"),
             "period": st.column_config.TextColumn("Period"),
             "value": st.column_config.TextColumn("Value"),
             "target": st.column_config.TextColumn("Target"),
-            "vs_prior": st.column_config.TextColumn("vs prior period"),
+            "vs_prior": st.column_config.TextColumn("Change vs prior period"),
             "trend": st.column_config.LineChartColumn("Trend (last 26 periods)", width="medium",
                                                      color="#1F4E79"),
             "signal": st.column_config.TextColumn("Signal", help=HOW_SIGNAL),
