@@ -57,6 +57,16 @@ def check_targets(registry: Registry) -> list[Problem]:
     return problems
 
 
+def check_publishing(registry: Registry) -> list[Problem]:
+    """A publishable source needs `city.website`: the Open data page builds data.json links from it."""
+    if registry.city.website:
+        return []
+    return [Problem(str(registry.path), registry.line_of("source", source.id), f"source {source.id}",
+                    "publishable, but city.website is not set: the open-data catalog (data.json) needs the "
+                    "city's public base URL; set city.website or make the source publishable: false")
+            for source in registry.sources.values() if source.publishable]
+
+
 def check_columns(engine: Engine) -> list[Problem]:
     """Every dimension and time column a metric names exists in its source's real columns."""
     registry = engine.registry
@@ -128,7 +138,7 @@ def check_future_data(engine: Engine, rollup: Rollup, today: date) -> list[Probl
 def validate(registry: Registry, today: date | None = None) -> ValidationReport:
     """Everything: schema (at load), references, cycles, and every query against the data."""
     today = today or date.today()
-    problems = list(registry.problems) + check_targets(registry)
+    problems = list(registry.problems) + check_targets(registry) + check_publishing(registry)
     engine = Engine(registry)
     rollup = compute_rollup(engine)
     problems += rollup.problems + check_columns(engine) + check_empty(engine, rollup)
