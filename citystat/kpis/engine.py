@@ -141,7 +141,12 @@ class Engine:
         return local_pattern(config.cache_dir(), url)
 
     def _sandbox(self) -> None:
-        folders = sorted({str(Path(f).parent) + os.sep for sf in self.source_files.values() for f in sf.files})
+        folders = {str(Path(f).parent) + os.sep for sf in self.source_files.values() for f in sf.files}
+        # A glob over folders (data/requests/*/*.parquet, as `citystat extract` writes) is listed at
+        # query time: allow its fixed leading folder too.
+        folders |= {_glob_root(sf.pattern) + os.sep for sf in self.source_files.values()
+                    if sf.files and "://" not in sf.pattern and any(ch in sf.pattern for ch in "*?[")}
+        folders = sorted(folders)
         if folders:
             self.con.execute("SET allowed_directories = $dirs", {"dirs": folders})
         self.con.execute("SET enable_external_access = false")
@@ -260,6 +265,13 @@ def _default_memory_limit() -> str | None:
         return f"{psutil.virtual_memory().total // 2 // 2**20}MB"
     except Exception:
         return None
+
+
+def _glob_root(location: str) -> str:
+    """The folder part of a glob before its first wildcard (data/requests/*/*.parquet -> data/requests)."""
+    parts = Path(location).parts
+    fixed = next(i for i, part in enumerate(parts) if any(ch in part for ch in "*?["))
+    return str(Path(*parts[:fixed]))
 
 
 def _first_line(exc: BaseException) -> str:
