@@ -19,6 +19,8 @@ COMMAND_MODULES = (
     "citystat.results.commands",    # provider-report
     "citystat.alerts.run",              # alerts
     "citystat.publish.commands",    # catalog (data.json)
+    "citystat.extract.commands",    # extract (CSV, Excel, PostgreSQL, open-data portals -> Parquet)
+    "citystat.scaffold",            # init (a new city folder)
 )
 
 

@@ -1,0 +1,83 @@
+"""Load extracts.yaml, reporting each problem with its file, line and entry (as the registry does)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from ..registry.loader import Problem, RegistryError, _line, _validated, parse_yaml
+from ..registry.suggest import did_you_mean
+from .models import CsvExtract, ExcelExtract, HttpExtract, PostgresExtract
+
+KINDS = {"csv": CsvExtract, "excel": ExcelExtract, "postgres": PostgresExtract, "http": HttpExtract}
+
+
+@dataclass
+class ExtractsConfig:
+    path: Path
+    extracts: dict[str, CsvExtract | ExcelExtract | PostgresExtract | HttpExtract]
+    lines: dict[str, int]
+    problems: list[Problem]
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    def input_path(self, relative: str) -> Path:
+        path = Path(relative).expanduser()
+        return path if path.is_absolute() else (self.root / path).resolve()
+
+    def output_path(self, relative: str) -> Path:
+        """Like registry source paths: absolute, or relative to $CITYSTAT_DATA_ROOT when set, else to this file."""
+        path = Path(relative).expanduser()
+        if path.is_absolute():
+            return path
+        root = os.environ.get("CITYSTAT_DATA_ROOT")
+        return (Path(root).expanduser() / path).resolve() if root else (self.root / path).resolve()
+
+
+def load_extracts(path: str | Path) -> ExtractsConfig:
+    """Read and check extracts.yaml. Broken entries are left out and reported; RegistryError when unreadable."""
+    path = Path(path).resolve()
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RegistryError([Problem(file, None, None, f"cannot read extracts file: {exc}")]) from None
+    doc = parse_yaml(text, file)
+    if not isinstance(doc, CommentedMap) or not isinstance(doc.get("extracts"), CommentedSeq):
+        raise RegistryError([Problem(file, 1, None, "extracts file must be a mapping with an 'extracts' list")])
+    problems: list[Problem] = []
+    for key in sorted(set(doc) - {"extracts"}, key=str):
+        hint = did_you_mean(str(key), ["extracts"])
+        problems.append(Problem(file, _line(doc, key), None,
+                                f"unknown top-level key {key!r}" + (f" (did you mean {hint!r}?)" if hint else "")))
+    config = ExtractsConfig(path=path, extracts={}, lines={}, problems=problems)
+    section = doc["extracts"]
+    for index, node in enumerate(section):
+        line = _line(section, index)
+        raw_id = node.get("id") if isinstance(node, dict) else None
+        entry = f"extract {raw_id}" if raw_id else f"extract #{index + 1}"
+        if not isinstance(node, CommentedMap):
+            problems.append(Problem(file, line, entry, "each extract must be a mapping"))
+            continue
+        model = KINDS.get(node.get("kind"))
+        if model is None:
+            hint = did_you_mean(str(node.get("kind")), list(KINDS))
+            problems.append(Problem(file, _line(node, "kind") or line, entry,
+                                    f"kind must be one of {', '.join(KINDS)}, not {node.get('kind')!r}"
+                                    + (f" (did you mean {hint!r}?)" if hint else "")))
+            continue
+        item = _validated(model, node, file, entry, problems)
+        if item is None:
+            continue
+        if item.id in config.extracts:
+            problems.append(Problem(file, line, entry, f"duplicate extract id {item.id!r} "
+                                    f"(first defined at line {config.lines[item.id]})"))
+            continue
+        config.extracts[item.id] = item
+        config.lines[item.id] = line or 0
+    return config
