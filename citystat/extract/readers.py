@@ -70,7 +70,8 @@ def infer_type(con: duckdb.DuckDBPyConnection, column: str) -> str:
     type are reported as bad rows by `cast_raw`, never dropped."""
     v = "NULLIF(trim(" + quote_identifier(column) + "), '')"
     checks = {
-        "BIGINT": f"TRY_CAST({v} AS BIGINT) IS NULL OR regexp_matches({v}, '^-?0[0-9]')",
+        "BIGINT": f"NOT regexp_matches({v}, '^[-+]?[0-9]+$') OR TRY_CAST({v} AS BIGINT) IS NULL "
+                  f"OR regexp_matches({v}, '^-?0[0-9]')",  # DuckDB would round '42.35' to 42
         "DOUBLE": f"TRY_CAST({v} AS DOUBLE) IS NULL OR regexp_matches({v}, '^-?0[0-9]')",
         "DATE": f"TRY_CAST({v} AS DATE) IS NULL OR length({v}) > 10",
         "TIMESTAMP": f"TRY_CAST({v} AS TIMESTAMP) IS NULL",
@@ -89,9 +90,10 @@ def infer_type(con: duckdb.DuckDBPyConnection, column: str) -> str:
 
 def cast_raw(con: duckdb.DuckDBPyConnection, types: dict[str, str], infer: set[str]) -> tuple[dict[str, str], list[BadRow]]:
     """`raw` (text) -> `typed`; returns the types used and every value that did not read."""
-    columns = [c for c in con.execute("SELECT * FROM raw LIMIT 0").arrow().schema.names if c != "_line"]
-    kinds = dict(con.execute("SELECT column_name, data_type FROM information_schema.columns "
-                             "WHERE table_name = 'raw'").fetchall())
+    described = con.execute("SELECT column_name, data_type FROM information_schema.columns "
+                            "WHERE table_name = 'raw' ORDER BY ordinal_position").fetchall()
+    columns = [name for name, _ in described if name != "_line"]
+    kinds = dict(described)
     used: dict[str, str] = {}
     for column in columns:
         if column in types:
@@ -114,7 +116,12 @@ def cast_raw(con: duckdb.DuckDBPyConnection, types: dict[str, str], infer: set[s
                              f"AND TRY_CAST({value} AS {target}) IS NULL ORDER BY _line").fetchall()
         bad += [BadRow(line, column, f"{value_text!r} is not a {target.lower()}", value_text)
                 for line, value_text in failed]
-    con.execute(f"CREATE OR REPLACE TABLE typed AS SELECT {', '.join(selects)} FROM raw")
+    # A row with a value that does not read is a bad row as a whole: it is reported, not loaded half-empty.
+    con.execute("CREATE OR REPLACE TEMP TABLE bad_lines (line BIGINT)")
+    if bad:
+        con.executemany("INSERT INTO bad_lines VALUES (?)", [(b.line,) for b in bad])
+    con.execute(f"CREATE OR REPLACE TABLE typed AS SELECT {', '.join(selects)} FROM raw "
+                "WHERE _line NOT IN (SELECT line FROM bad_lines)")
     return used, bad
 
 
@@ -133,6 +140,12 @@ def read_csv(con: duckdb.DuckDBPyConnection, spec: CsvExtract, path: str, types:
         options.append("encoding = $encoding")
         params["encoding"] = spec.encoding
     try:
+        keep = _leading_zero_columns(con, path, options[4:], params, types)
+        if keep:  # codes such as ZIPs and precincts: DuckDB's sniffer would read them as numbers
+            types = {**types, **{column: "VARCHAR" for column in keep}}
+            params["types"] = types
+            if "types = $types" not in options:
+                options.append("types = $types")
         con.execute(f"CREATE OR REPLACE TABLE typed AS SELECT NULL::BIGINT AS _line, * "
                     f"FROM read_csv($path, {', '.join(options)})", params)
     except duckdb.Error as exc:
@@ -141,6 +154,22 @@ def read_csv(con: duckdb.DuckDBPyConnection, spec: CsvExtract, path: str, types:
                        "ORDER BY line").fetchall()
     return [BadRow(line, column, f"{kind.lower()}: {message.splitlines()[0]}", text)
             for line, column, kind, message, text in rows]
+
+
+def _leading_zero_columns(con, path: str, options: list[str], params: dict, types: dict[str, str]) -> list[str]:
+    """Undeclared columns the sniffer reads as numbers although some values have leading zeros."""
+    sniff = ", ".join(["header = true", *options])
+    described = con.execute(f"DESCRIBE SELECT * FROM read_csv($path, {sniff})", params).fetchall()
+    numeric = [name for name, kind, *_ in described
+               if name not in types and kind in ("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "DOUBLE", "HUGEINT")]
+    if not numeric:
+        return []
+    checks = ", ".join(f"bool_or(regexp_matches({quote_identifier(c)}, '^-?0[0-9]'))" for c in numeric)
+    text = ", ".join(["header = true", "all_varchar = true", "ignore_errors = true",
+                      *[o for o in options if not o.startswith("types")]])
+    found = con.execute(f"SELECT {checks} FROM read_csv($path, {text})",
+                        {k: v for k, v in params.items() if k != "types"}).fetchone()
+    return [c for c, leading in zip(numeric, found) if leading]
 
 
 def csv_lines_of(path: str, records: list[int], encoding: str = "utf-8", skip_lines: set[int] = frozenset()) -> dict[int, int]:

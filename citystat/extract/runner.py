@@ -149,8 +149,9 @@ def run_extract(config: ExtractsConfig, extract_id: str, *, full: bool = False, 
         raise ExtractError(f"{spec.id}: time_column {spec.time_column!r} reads as {used[spec.time_column]}, not a "
                            f"date or timestamp; declare it under types (e.g. {spec.time_column}: timestamp)")
     time = quote_identifier(spec.time_column)
-    bad += _null_times(con, spec, location)
-    result.source_rows = con.execute("SELECT count(*) FROM typed").fetchone()[0] + len(bad)
+    result.source_rows = con.execute("SELECT count(*) FROM typed").fetchone()[0] + len(
+        {b.line for b in bad if b.line is not None}) + sum(1 for b in bad if b.line is None)
+    bad += _null_times(con, spec, location)  # these rows are in `typed`: already counted
     where, params = f"{time} IS NOT NULL", {}
     if after is not None:
         where += f" AND {quote_identifier(spec.watermark)} > $after"
