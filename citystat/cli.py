@@ -20,7 +20,7 @@ COMMAND_MODULES = (
     "citystat.alerts.run",              # alerts
     "citystat.publish.commands",    # catalog (data.json)
     "citystat.extract.commands",    # extract (CSV, Excel, PostgreSQL, open-data portals -> Parquet)
-    "citystat.scaffold",            # init (a new city folder)
+    "citystat.analyst.scaffold",    # init (a new city folder)
 )
 
 

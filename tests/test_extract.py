@@ -19,10 +19,7 @@ from citystat.extract import runner
 
 from .conftest import realdata
 
-try:
-    from pg_server import pg_server, pg_url  # noqa: F401  (pytest fixtures, used by name)
-except ImportError:
-    from tests.pg_server import pg_server, pg_url  # noqa: F401
+from tests.support.pg_server import pg_server, pg_url  # noqa: F401  (pytest fixtures)
 
 COLUMNS = ("CASE_ENQUIRY_ID", "OPEN_DT", "CLOSED_DT", "CASE_STATUS", "SUBJECT", "TYPE", "LOCATION_ZIPCODE", "LATITUDE")
 SPLIT = "2015-07-01"

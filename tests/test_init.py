@@ -55,7 +55,7 @@ def test_init_refuses_to_overwrite(tmp_path):
 
 def test_scaffold_kpi_has_values(tmp_path):
     from citystat import CityStat
-    from citystat.scaffold import run_init
+    from citystat.analyst.scaffold import run_init
 
     class Args:
         folder, name = str(tmp_path / "springfield"), "Springfield"
@@ -70,7 +70,7 @@ def test_scaffold_kpi_has_values(tmp_path):
 
 @pytest.mark.parametrize("text", ["{name}", "{{"])
 def test_template_city_names_are_kept_verbatim(tmp_path, text):
-    from citystat.scaffold import init_city
+    from citystat.analyst.scaffold import init_city
 
     init_city(tmp_path / "c", name=f"Odd {text} City")
     assert f"name: Odd {text} City" in (tmp_path / "c" / "metrics.yaml").read_text()

@@ -88,9 +88,9 @@ def test_fresh_install_has_no_test_tools_and_works_from_any_folder(fresh_venv, t
         done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, f"{command}: {done.stdout}{done.stderr}"
     data = subprocess.run([python, "-c", "import citystat, pathlib; p = pathlib.Path(citystat.__file__).parent; "
-                           "print((p / 'reports/report.css').is_file(), len(list((p / 'publish/schema').rglob('*.json'))))"],
+                           "print((p / 'display/report.css').is_file(), len(list((p / 'publish/schema').rglob('*.json'))), len(list((p / 'display/templates').glob('*.j2'))), (p / 'templates/city/metrics.yaml').is_file())"],
                           cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert data.stdout.split() == ["True", "10"]
+    assert data.stdout.split() == ["True", "10", "3", "True"]
     assert "site-packages" in subprocess.run([python, "-c", "import citystat; print(citystat.__file__)"], cwd=tmp_path,
                                              env=env, capture_output=True, text=True).stdout
 

@@ -8,7 +8,7 @@ import pytest
 
 from citystat.registry.loader import load_registry
 from citystat.registry.suggest import did_you_mean
-from citystat.registry.validate import validate
+from citystat.checks.validate import validate
 
 
 @pytest.mark.parametrize("key, allowed, expected", [
@@ -26,7 +26,7 @@ def test_did_you_mean(key, allowed, expected):
 
 @pytest.fixture
 def city(tmp_path) -> Path:
-    from citystat.scaffold import init_city
+    from citystat.analyst.scaffold import init_city
     from citystat.extract import load_extracts, run_extract
 
     init_city(tmp_path / "city", name="Testville")

@@ -22,7 +22,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from ..engine import quote_identifier
+from ..kpis.engine import quote_identifier
 from .models import CsvExtract, ExcelExtract, HttpExtract, PostgresExtract
 from .progress import Progress
 

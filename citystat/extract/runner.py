@@ -27,7 +27,7 @@ from typing import Any
 
 import duckdb
 
-from ..engine import quote_identifier, quote_literal
+from ..kpis.engine import quote_identifier, quote_literal
 from .loader import ExtractsConfig
 from .models import PARTITION_KEY, CsvExtract, ExcelExtract, HttpExtract, PostgresExtract
 from .progress import Progress
