@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from citystat.registry.loader import load_registry
-from citystat.registry.suggest import did_you_mean
+from citystat.registry.yamlfile import did_you_mean
 from citystat.checks.validate import validate
 
 

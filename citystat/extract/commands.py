@@ -15,7 +15,7 @@ def default_extracts_path() -> Path:
 
 
 def run_extracts(args: argparse.Namespace) -> int:
-    from ..registry.loader import RegistryError
+    from ..registry.yamlfile import YamlFileError
     from .loader import load_extracts
     from .readers import ExtractError
     from .runner import BadRowsError, run_extract
@@ -23,7 +23,7 @@ def run_extracts(args: argparse.Namespace) -> int:
     path = Path(args.extracts).expanduser().resolve() if args.extracts else default_extracts_path()
     try:
         extracts = load_extracts(path)
-    except RegistryError as exc:
+    except YamlFileError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         return 1

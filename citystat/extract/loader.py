@@ -8,8 +8,7 @@ from pathlib import Path
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from ..registry.loader import Problem, RegistryError, _line, _validated, parse_yaml
-from ..registry.suggest import did_you_mean
+from ..registry.yamlfile import Problem, YamlFileError, did_you_mean, line_of, parse_yaml, read_text, validated
 from .models import CsvExtract, ExcelExtract, HttpExtract, PostgresExtract
 
 KINDS = {"csv": CsvExtract, "excel": ExcelExtract, "postgres": PostgresExtract, "http": HttpExtract}
@@ -40,25 +39,21 @@ class ExtractsConfig:
 
 
 def load_extracts(path: str | Path) -> ExtractsConfig:
-    """Read and check extracts.yaml. Broken entries are left out and reported; RegistryError when unreadable."""
+    """Read and check extracts.yaml. Broken entries are left out and reported; YamlFileError when unusable."""
     path = Path(path).resolve()
     file = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RegistryError([Problem(file, None, None, f"cannot read extracts file: {exc}")]) from None
-    doc = parse_yaml(text, file)
+    doc = parse_yaml(read_text(path), file)
     if not isinstance(doc, CommentedMap) or not isinstance(doc.get("extracts"), CommentedSeq):
-        raise RegistryError([Problem(file, 1, None, "extracts file must be a mapping with an 'extracts' list")])
+        raise YamlFileError([Problem(file, 1, None, "extracts file must be a mapping with an 'extracts' list")])
     problems: list[Problem] = []
     for key in sorted(set(doc) - {"extracts"}, key=str):
         hint = did_you_mean(str(key), ["extracts"])
-        problems.append(Problem(file, _line(doc, key), None,
+        problems.append(Problem(file, line_of(doc, key), None,
                                 f"unknown top-level key {key!r}" + (f" (did you mean {hint!r}?)" if hint else "")))
     config = ExtractsConfig(path=path, extracts={}, lines={}, problems=problems)
     section = doc["extracts"]
     for index, node in enumerate(section):
-        line = _line(section, index)
+        line = line_of(section, index)
         raw_id = node.get("id") if isinstance(node, dict) else None
         entry = f"extract {raw_id}" if raw_id else f"extract #{index + 1}"
         if not isinstance(node, CommentedMap):
@@ -67,11 +62,11 @@ def load_extracts(path: str | Path) -> ExtractsConfig:
         model = KINDS.get(node.get("kind"))
         if model is None:
             hint = did_you_mean(str(node.get("kind")), list(KINDS))
-            problems.append(Problem(file, _line(node, "kind") or line, entry,
+            problems.append(Problem(file, line_of(node, "kind") or line, entry,
                                     f"kind must be one of {', '.join(KINDS)}, not {node.get('kind')!r}"
                                     + (f" (did you mean {hint!r}?)" if hint else "")))
             continue
-        item = _validated(model, node, file, entry, problems)
+        item = validated(model, node, file, entry, problems)
         if item is None:
             continue
         if item.id in config.extracts:
