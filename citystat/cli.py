@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "citystat.kpis.refresh",             # refresh (rollups as a job)
     "citystat.session.commands",     # packet, followup
     "citystat.session.deliver",      # deliver (packets and memos e-mailed on the session calendar)
+    "citystat.session.seed",         # seed-sample (the sample city's history into an empty store)
     "citystat.results.commands",    # provider-report
     "citystat.alerts.run",              # alerts
     "citystat.publish.commands",    # catalog (data.json)

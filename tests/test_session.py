@@ -256,3 +256,73 @@ def test_packet_narrative_uses_the_restricted_renderer(sample_city, store):
     assert "<p># Fine\n![x](http://evil.example/p.png)</p>" in html
     assert "<p>[x](data:text/html,hi)</p>" in html
     assert "<img" not in html and "href" not in html
+
+
+# --------------------------------------------------------------------------- the sample city's past
+def test_committed_sample_history_is_what_the_generator_makes():
+    import json
+
+    from citystat.session.seed import SAMPLE_STATE
+    from devtools.sample.history import history
+
+    assert json.loads(SAMPLE_STATE.read_text(encoding="utf-8")) == json.loads(json.dumps(history())), \
+        "data/sample_state.json is stale: run python -m devtools.sample.history"
+
+
+def test_seed_sample_fills_an_empty_store_with_a_lived_in_history(sample_city, store, capsys):
+    from datetime import UTC, datetime
+
+    from citystat.cli import main
+
+    assert main(["seed-sample"]) == 0
+    assert "17 commitments" in capsys.readouterr().out
+    # due before the Monday session and still open (hand-checked against the history's table)
+    overdue = {c.what for c in store.list_commitments(overdue_on=MONDAY)}
+    assert overdue == {
+        "Borrow one general crew two days a week for graffiti in District 5 until leaf season ends",  # due 6 Nov
+        "Sweep the three dumping hot spots on Mill Road every week",                                  # due 13 Nov
+        "Get the two ambulances out for repair back in service",                                      # due 4 Nov
+        "Call every family with an elevated lead test not yet inspected",                             # due 15 Oct
+    }
+    statuses = sorted(c.status for c in store.list_commitments())
+    assert statuses.count("done") == 5 and statuses.count("dropped") == 1 and statuses.count("open") == 11
+    lights = next(c for c in store.list_commitments(status="done") if "14 streetlights" in c.what)
+    assert lights.closed_at == datetime(2026, 10, 28, 16, 48, tzinfo=UTC)
+    assert store.get_session(lights.session_id).session_date == date(2026, 10, 12)
+    # the Monday session starts with the follow-up: overdue first
+    agenda = build_agenda(sample_city, store, department="pw", session_date=MONDAY)
+    first = agenda.items[0]
+    assert first.section == REVIEW
+    assert first.reasons == ("4 open commitment(s) from earlier sessions", "2 overdue")
+    assert [r.overdue for r in first.review] == [True, True, False, False]
+    graffiti = next(i for i in agenda.items if i.metric_id == "graffiti_days_to_close")
+    assert graffiti.narrative is not None and "leaf collection" in graffiti.narrative.why
+    assert ("2026-09-14", "Graffiti crew moved to leaf collection") in [(str(d), t) for d, t in graffiti.annotations]
+    alerts = store.list_alerts()
+    assert {a.status for a in alerts} == {"open", "acknowledged"} and all(a.notified_at for a in alerts)
+    # a second load is refused: the store is no longer empty
+    assert main(["seed-sample"]) == 1
+    assert "only goes into an empty store" in capsys.readouterr().err
+
+
+def test_seed_dates_count_from_the_data_s_last_day(store):
+    from citystat.session.seed import load_seed, read_seed
+
+    load_seed(store, read_seed(), date(2026, 11, 22))  # a week later than the sample's end
+    sessions = {s.session_date for s in store.list_sessions("pw")}
+    assert max(sessions) == date(2026, 11, 16) and date(2026, 10, 12 + 7) in sessions
+    story = store.get_narrative("graffiti_days_to_close", "week", date(2026, 11, 16))
+    assert story is not None
+
+
+def test_app_loads_the_history_on_first_start_only_when_asked_or_by_default(monkeypatch):
+    from tests.support.apptest import render
+
+    app = render("pages/commitments.py")  # a configured store (the tests'): left empty
+    assert any("No commitment yet" in i.value for i in app.info)
+    monkeypatch.setenv("CITYSTAT_SAMPLE_HISTORY", "1")
+    from citystat.ui import context
+
+    context._seed_once.clear()
+    app = render("pages/commitments.py")
+    assert len(app.dataframe[0].value) == 11  # the open ones

@@ -44,11 +44,22 @@ def _store(url: str | None):
     return open_store(url)
 
 
+@st.cache_resource(show_spinner=False)
+def _seed_once(url: str | None, registry: str) -> bool:
+    # The bundled sample city opens on a lived-in history (citystat/session/seed.py).
+    from citystat.session.seed import seed_on_first_start
+
+    return seed_on_first_start(_city(registry), _store(url))
+
+
 def store():
     """The state store for this process (commitments, narratives, annotations, alerts...)."""
     import os
 
-    return _store(os.environ.get("CITYSTAT_STATE_URL"))
+    url = os.environ.get("CITYSTAT_STATE_URL")
+    state = _store(url)
+    _seed_once(url, str(registry_path()))
+    return state
 
 
 def annotations_for(metric_id: str) -> list[tuple]:
