@@ -185,8 +185,15 @@ class CityStat:
 
     def kpi(self, metric_id: str, grain: str | None = None, dimension: str = "",
             dimension_value: str | None = None) -> pl.DataFrame:
-        """A metric's series as a Polars frame with target, status, process limits and comparisons."""
+        """A metric's series as a Polars frame with target, status, process limits and comparisons.
+
+        With a `dimension`, the series of one of its values; `dimension_value=None` (or blank)
+        is the group of rows with no value, labelled `city.not_recorded_label`.
+        """
         metric = self.metric(metric_id)
+        if dimension and dimension not in metric.dimensions:
+            raise ValueError(f"metric {metric_id!r} has no dimension {dimension!r}; "
+                             f"its dimensions are: {', '.join(metric.dimensions) or 'none'}")
         return self._cached_kpi(self._registry, self._rollup, metric, grain or metric.grain, dimension,
                                 dimension_value)
 

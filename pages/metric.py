@@ -118,6 +118,8 @@ if metric.dimensions:
                               labels=["dimension_value"], changes={"change": (unit, direction)}),
                 hide_index=True, width="stretch")
             st.caption(N_HELP)
+            right.download_button("Download CSV", table.write_csv(), key=f"breakdown-{dimension}",
+                                  file_name=f"{metric_id}_{grain}_{dimension}_{as_of}.csv", mime="text/csv")
 
 st.subheader("Data")
 data_columns = ["label", "value", "numerator", "denominator", "n", "target", "status", "centre", "lower_limit",

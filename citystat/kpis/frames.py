@@ -108,6 +108,14 @@ def _clean(x) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
+def dimension_group(registry: Registry, dimension_value: str | None) -> str:
+    """The breakdown group a dimension value belongs to: None and blank values form the one
+    group labelled `city.not_recorded_label` ("(not recorded)"), as in the rollup."""
+    if dimension_value is None or not str(dimension_value).strip():
+        return registry.city.not_recorded_label
+    return str(dimension_value)
+
+
 def kpi_frame(registry: Registry, rollup: Rollup, metric: Metric, grain: str,
               dimension: str = "", dimension_value: str | None = None) -> pl.DataFrame:
     """One row per complete period: value, target, status, process limits, signals, comparisons."""
@@ -118,7 +126,7 @@ def kpi_frame(registry: Registry, rollup: Rollup, metric: Metric, grain: str,
     periods = complete_periods(*window, grain, fy)
     series = rollup.series(metric.id, grain, dimension)
     if dimension:
-        series = series.filter(pl.col("dimension_value") == dimension_value)
+        series = series.filter(pl.col("dimension_value") == dimension_group(registry, dimension_value))
     by_period = {row["period_start"]: row for row in series.iter_rows(named=True)}
     is_count = metric.kind == "measure" and metric.measure.agg.value in ("count", "count_distinct", "sum")
 
