@@ -4,7 +4,8 @@ import polars as pl
 import streamlit as st
 
 from citystat.auth import Role
-from citystat.checks.health import clock_setting, health_report, health_table, reference_time
+from citystat.checks.health import clock_setting, data_freshness, health_report, health_table, reference_time
+from citystat.display.format import display_frame, format_date
 from citystat.ui.context import city
 from citystat.ui.guard import require_role
 
@@ -19,16 +20,21 @@ if not problems:
 else:
     st.error(f"{len(errors)} error(s), {len(problems) - len(errors)} warning(s). "
              "Broken metrics are left out; every other KPI is served.")
-    st.dataframe(pl.DataFrame([{"severity": p.severity, "file": p.file, "line": p.line, "entry": p.entry,
-                                "problem": p.message} for p in problems]), hide_index=True, width="stretch")
+    st.dataframe(display_frame(pl.DataFrame([{"severity": p.severity, "file": p.file, "line": p.line,
+                                              "entry": p.entry, "problem": p.message} for p in problems]),
+                               labels=["severity"]), hide_index=True, width="stretch")
 st.caption("Run `python -m citystat validate` to see the same list on the command line.")
 
 st.subheader("Freshness and quality")
-clocks = {"data": "the newest data in any source (extract cut)", "wall": "the current time"}
+clocks = {"wall": "today (the real clock)", "data": "the newest data in any source (extract cut)"}
 clock = st.radio("Judge freshness against", list(clocks), format_func=clocks.get, horizontal=True,
                  index=list(clocks).index(clock_setting()), key="health_clock")
 now = reference_time(stat, clock)
 report = health_report(stat, now=now)
+freshness = data_freshness(stat, now=now)
+st.caption(f"**{freshness.ends_text()}**" + (f" · {freshness.sample_text()}" if freshness.sample_until else ""))
+if freshness.future:
+    st.warning(freshness.future_text(), icon="⚠️")
 flagged = [h for h in report if h.freshness.flagged]
 failing = [h for h in report if any(c.check != "freshness" and not c.passed for c in h.checks) or h.error]
 if flagged:
@@ -38,12 +44,10 @@ if failing:
     st.warning(f"{len(failing)} source(s) fail a quality check: " + ", ".join(h.title for h in failing))
 if not flagged and not failing:
     st.success("Every source is fresh and passes its checks.")
-st.caption(f"Judged as of {now:%Y-%m-%d %H:%M}." if now else "No data time known.")
-st.dataframe(health_table(report).drop("source_id"), hide_index=True, width="stretch", column_config={
-    "source": "Source", "freshness": "Freshness", "last_data": "Last data time",
-    "expected_refresh": st.column_config.TextColumn("Expected refresh", help="ISO 8601 duration, from metrics.yaml"),
-    "lag": "Lag", "rows": st.column_config.NumberColumn("Rows", format="localized"),
-    "change_since_last_refresh": "Rows since last refresh", "checks": "Checks"})
+st.caption(f"Judged as of {format_date(now)}." if now else "No data time known.")
+st.dataframe(display_frame(health_table(report, freshness.future).drop("source_id"), headers={
+    "last_data": "Newest data", "expected_refresh": "Expected refresh", "change_since_last_refresh":
+    "Rows since last refresh", "future_rows": "Rows dated in the future"}), hide_index=True, width="stretch")
 
 st.markdown("#### Checks per source")
 for item in report:
@@ -52,12 +56,13 @@ for item in report:
     with st.expander(label):
         if item.error:
             st.error(item.error)
-        st.dataframe(pl.DataFrame([{"check": c.check, "column": c.column or "", "passed": c.passed,
-                                    "result": c.message} for c in item.checks]),
+        st.dataframe(display_frame(pl.DataFrame([{"check": c.check, "column": c.column or "", "passed": c.passed,
+                                                  "result": c.message} for c in item.checks]), labels=["check"]),
                      hide_index=True, width="stretch")
 with st.expander("How freshness and checks work"):
     st.markdown(
-        "Each source declares how often it should be refreshed (`refresh:` in metrics.yaml, e.g. `P1D` daily). "
+        "Freshness is judged against today (or, for sample data, the day its data ends). Each source declares "
+        "how often it should be refreshed (`refresh:` in metrics.yaml, e.g. `P1D` daily). "
         "**Fresh**: the newest record is no older than one interval; **late**: one refresh missed; "
         "**stale**: two or more missed, and every KPI that reads the source is marked stale. Weekends do not count "
         "for sources refreshed daily to every few days (no permits are issued on Sundays). Months count as 30 days.\n\n"

@@ -8,7 +8,7 @@ from citystat.auth import Role
 from citystat.ui.context import city, current_user
 from citystat.ui.followup import calendar_note, followup_section
 from citystat.ui.guard import require_role
-from citystat.ui.widgets import HOW_SIGNAL, HOW_STATUS, HOW_TARGETS, as_of_picker, how_computed, kpi_table, open_metric
+from citystat.ui.widgets import HOW_SIGNAL, HOW_STATUS, HOW_TARGETS, as_of_picker, data_notice, how_computed, kpi_table, open_metric
 
 require_role(Role.STAFF)
 user = current_user()
@@ -30,6 +30,7 @@ department = registry.departments[department_id]
 st.title(department.name)
 if department.head:
     st.caption(f"Presented by the {department.head}")
+data_notice(stat, registry.metrics_of(department_id))
 
 calendar_note(stat, department=department_id)
 rows = stat.overview(as_of_day, metrics=registry.metrics_of(department_id))

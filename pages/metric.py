@@ -14,9 +14,8 @@ from citystat.core.periods import period_end, period_label
 from citystat.kpis.rollup import metric_sql
 from citystat.ui.context import annotations_for, city
 from citystat.ui.followup import followup_section
-from citystat.checks.health import stale_marker, stale_sources
 from citystat.ui.guard import require_role
-from citystat.ui.widgets import GRAIN_NAMES, HOW_SIGNAL, HOW_STATUS, HOW_TARGETS, how_computed, status_chip
+from citystat.ui.widgets import GRAIN_NAMES, data_notice, HOW_SIGNAL, HOW_STATUS, HOW_TARGETS, how_computed, status_chip
 
 require_role(Role.STAFF)
 stat = city()
@@ -44,9 +43,7 @@ st.caption(f"{departments[metric.department]} · owner: {metric.owner} · "
            f"{'higher is better' if metric.direction == 'higher' else 'lower is better' if metric.direction == 'lower' else 'watched (no target)'}"
            + (f" · tags: {', '.join(metric.tags)}" if metric.tags else ""))
 st.markdown(metric.description)
-stale_text = stale_marker(stat, metric, stale_sources(stat))
-if stale_text:
-    st.warning(f"{stale_text}. The latest periods may be missing or incomplete; see Data health.")
+data_notice(stat, [metric])
 
 grains = ["week", "month", "quarter", "fiscal_year"] if metric.grain != "day" else ["day", "week", "month", "quarter"]
 grain = st.segmented_control("Grain", grains, default=metric.grain if metric.grain in grains else grains[0],

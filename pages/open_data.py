@@ -9,6 +9,8 @@ from citystat.publish.catalog import (CatalogError, catalog_document, catalog_en
                                       file_name)
 from citystat.publish.dcat import MEDIA_TYPES
 from citystat.auth import Role
+from citystat.checks.health import data_freshness
+from citystat.display.format import display_frame, format_date, refresh_words
 from citystat.ui.context import city
 from citystat.ui.guard import require_role
 
@@ -19,6 +21,9 @@ st.markdown(f"Data the City of {stat.registry.city.name} publishes, free to reus
             "Records about people are only published as monthly counts, with small numbers hidden.")
 
 entries = catalog_entries(stat)
+freshness = data_freshness(stat)
+late = {x[0] for x in freshness.late}
+st.caption(freshness.sample_text() or freshness.ends_text())
 if not entries:
     st.info("No dataset is published yet.")
 for entry in entries:
@@ -27,16 +32,17 @@ for entry in entries:
         st.markdown(entry.source.description)
         span = (f"{entry.first_time:%d %b %Y} – {entry.last_time:%d %b %Y}"
                 if entry.first_time and entry.last_time else "—")
-        refreshed = f"{entry.last_refresh:%d %b %Y %H:%M} UTC" if entry.last_refresh else "—"
-        every = {"P1D": "daily", "P1W": "weekly", "P1M": "monthly", "PT1H": "hourly"}.get(
-            entry.source.refresh, entry.source.refresh)
+        ends = format_date(entry.last_time.date()) if entry.last_time else "—"
         st.markdown(f"**Time range:** {span}  \n**Rows:** {entry.rows:,}  \n"
-                    f"**Last refresh:** {refreshed} · updated {every}")
+                    f"**Data to:** {ends} · expected to be updated {refresh_words(entry.source.refresh)}")
+        if entry.source.id in late:
+            st.warning(f"Late: this data should be updated {refresh_words(entry.source.refresh)}, but the newest "
+                       f"record is from {ends}.", icon="⏰")
         st.caption(f"Licence: [{entry.license}]({entry.license})"
                    + (" · Published as suppressed monthly counts (data about people)." if entry.aggregated else ""))
         with st.expander("Data dictionary"):
-            st.dataframe(pl.DataFrame([{"column": f["name"], "type": f.get("type", ""),
-                                        "description": f["description"]} for f in entry.dictionary]),
+            st.dataframe(display_frame(pl.DataFrame([{"Column": f["name"], "Type": f.get("type", ""),
+                                                      "Description": f["description"]} for f in entry.dictionary])),
                          hide_index=True, width="stretch")
         buttons = st.columns(3)
         for column, fmt in zip(buttons, ("csv", "parquet", "xlsx")):

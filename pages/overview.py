@@ -11,7 +11,7 @@ from citystat.ui.context import city
 from citystat.ui.followup import attention_list
 from citystat.ui.guard import require_role
 from citystat.ui.widgets import (HOW_ASSURANCE, HOW_CITYSCORE, HOW_SIGNAL, HOW_STATUS, HOW_TARGETS, as_of_picker, how_computed, kpi_table,
-                                 open_metric, problems_banner)
+                                 data_notice, open_metric, problems_banner)
 
 require_role(Role.STAFF)
 stat = city()
@@ -29,6 +29,7 @@ all_tags = sorted({t for m in registry.metrics.values() for t in m.tags})
 with top[2]:
     chosen_tags = st.multiselect("Tags", all_tags, placeholder="Any tag")
 problems_banner(stat)
+data_notice(stat, list(registry.metrics.values()))
 
 scores = stat.city_scores(as_of_day)
 st.subheader("CityScore", help=HOW_CITYSCORE)

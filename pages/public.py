@@ -7,7 +7,7 @@ commitments, owners, non-public sources) is read here.
 
 import streamlit as st
 
-from citystat.publish.public import public_chart, public_city_score, public_kpis
+from citystat.publish.public import public_chart, public_city_score, public_data_note, public_kpis
 from citystat.auth import Role
 from citystat.ui.context import city
 from citystat.ui.guard import require_role
@@ -19,6 +19,7 @@ st.title(f"How {name} is doing")
 st.markdown(f"The measures {name} uses to track its services, updated from city data. "
             "Each one shows the latest complete week or month, the target the city set, and "
             "whether the city is on track.")
+st.caption(public_data_note(stat))
 
 scores = public_city_score(stat)
 if scores:

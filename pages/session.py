@@ -23,7 +23,7 @@ from citystat.store import ConflictError
 from citystat.ui.context import city, current_user
 from citystat.ui.followup import calendar_note, commitment_rows, load_calendar_or_note, require_store
 from citystat.ui.guard import require_role
-from citystat.ui.widgets import HOW_SIGNAL, HOW_STATUS, how_computed, status_chip
+from citystat.ui.widgets import HOW_SIGNAL, HOW_STATUS, data_notice, how_computed, status_chip
 
 require_role(Role.STAFF)
 user = current_user()
@@ -315,6 +315,7 @@ if presenting:
 # ----------------------------------------------------------------------------- normal mode
 st.title(f"{agenda.title} — stat session {session_date:%a %d %b %Y}")
 calendar_note(stat, department=department, topic=topic, calendar=calendar)
+data_notice(stat, [m for m in registry.metrics.values() if m.id in {i.metric_id for i in items}])
 
 # Packet and memo first: they are what the analyst comes here for before and after the meeting.
 packet_key = ("packet", department, topic, session_date)

@@ -25,7 +25,8 @@ def small_city(tmp_path) -> CityStat:
 # --- freshness ---------------------------------------------------------------------------------------
 
 def test_stale_source_is_flagged_and_fresh_ones_are_not(small_city):
-    stale = stale_sources(small_city)
+    # judged against the extract cut (the "data" clock): a source that fell behind the others
+    stale = stale_sources(small_city, clock="data")
     # cut = newest data anywhere = requests, Sun 2026-03-01 22:00; old_feed stopped Fri 2026-02-20 12:00:
     # 9 d 10 h (226 h), less 2 weekends (21-22 Feb = 48 h, 28 Feb-1 Mar 22:00 = 46 h) = 132 h > 2 x 1 day
     assert set(stale) == {"old_feed"}
@@ -59,7 +60,7 @@ def test_wall_clock_makes_an_old_extract_stale(small_city, monkeypatch):
 
 
 def test_kpis_reading_a_stale_source_are_marked(small_city):
-    stale = stale_sources(small_city)
+    stale = stale_sources(small_city, clock="data")
     registry = small_city.registry
     assert stale_sources_of(small_city, registry.metrics["old_readings"], stale) == ["old_feed"]
     assert stale_marker(small_city, registry.metrics["old_readings"], stale) == "⚠ stale data: Old feed"
@@ -128,6 +129,7 @@ def test_overview_and_metric_pages_mark_kpis_reading_a_stale_source(tmp_path, mo
     from streamlit.testing.v1 import AppTest
 
     monkeypatch.setenv("CITYSTAT_REGISTRY", str(make_city(tmp_path / "city")))
+    monkeypatch.setenv("CITYSTAT_FRESHNESS_CLOCK", "data")  # the tiny city is frozen in March 2026
     app = str(Path(__file__).resolve().parent.parent / "app.py")
     at = AppTest.from_file(app, default_timeout=120)
     at.run()
@@ -142,7 +144,8 @@ def test_overview_and_metric_pages_mark_kpis_reading_a_stale_source(tmp_path, mo
     at.switch_page("pages/metric.py")
     at.run()
     assert not at.exception, [e.message for e in at.exception]
-    assert any("stale data: Old feed" in w.value for w in at.warning)
+    # the source is named with its declared cadence and the day its data ends
+    assert any("Late: Old feed (updated daily, newest data Fri 20 Feb 2026)" in w.value for w in at.warning)
     at = AppTest.from_file(app, default_timeout=120)
     at.run()
     at.switch_page("pages/data_health.py")

@@ -10,11 +10,17 @@ the SQL. Column names come from the registry and are quoted as identifiers; boun
 values are bound parameters. Results are cached per data fingerprint, so a page rerun costs
 nothing until an extract or the registry changes.
 
-"Now" for freshness: by default the *extract cut*, the newest data time in any source (the
-moment the extracts were taken), so a source that fell behind the others is flagged even when
-the whole sample city is frozen in time. Set ``CITYSTAT_FRESHNESS_CLOCK=wall`` (or pass
-``clock="wall"``) to judge against the current time in the city's time zone instead, which
-also catches a whole extract job that stopped.
+"Now" for freshness: by default the real clock (the current time in the city's time zone), so
+an extract job that stopped altogether shows as stale rather than every source reading "fresh"
+against its own newest row. A registry of sample or frozen data says so with
+``city.sample_data_until``: its clock stops at the end of that day, and pages say once, calmly,
+that the data is sample data ending then. ``CITYSTAT_FRESHNESS_CLOCK=data`` (or
+``clock="data"``) judges against the *extract cut* instead, the newest data time in any source,
+which flags only a source that fell behind the others.
+
+Rows dated after "now" (a typo in a date, a clock set wrong upstream) are counted per source
+(`future_rows`), reported on the Data health page and by ``validate``, and left out of the
+default "as of" period (`citystat.kpis.frames.data_today`).
 """
 
 from __future__ import annotations
@@ -83,8 +89,8 @@ class SourceHealth:
 # --- "now" ---------------------------------------------------------------------------------------
 
 def clock_setting(clock: str | None = None) -> Clock:
-    """The freshness clock: the argument, else $CITYSTAT_FRESHNESS_CLOCK, else "data"."""
-    value = (clock or os.environ.get("CITYSTAT_FRESHNESS_CLOCK") or "data").strip().lower()
+    """The freshness clock: the argument, else $CITYSTAT_FRESHNESS_CLOCK, else "wall"."""
+    value = (clock or os.environ.get("CITYSTAT_FRESHNESS_CLOCK") or "wall").strip().lower()
     if value not in ("data", "wall"):
         raise ValueError(f"CITYSTAT_FRESHNESS_CLOCK must be 'data' or 'wall', not {value!r}")
     return value  # type: ignore[return-value]
@@ -93,6 +99,9 @@ def clock_setting(clock: str | None = None) -> Clock:
 def reference_time(stat: "CityStat", clock: str | None = None) -> datetime | None:
     """The "now" that freshness is judged against (naive local time, like the extracts)."""
     if clock_setting(clock) == "wall":
+        until = stat.registry.city.sample_data_until
+        if until is not None:  # sample data: its clock stopped at the end of that day
+            return datetime.combine(until, time(23, 59, 59))
         return datetime.now(ZoneInfo(stat.registry.city.timezone)).replace(tzinfo=None, microsecond=0)
     last = stat.rollup.extents["last_time"].drop_nulls()
     return None if last.is_empty() else last.max()
@@ -163,6 +172,111 @@ def stale_marker(stat: "CityStat", metric: Metric, stale: dict[str, Freshness]) 
         return ""
     titles = [stat.registry.sources[s].title or s for s in names]
     return "⚠ stale data: " + ", ".join(titles)
+
+
+# --- future-dated rows and the data's end ----------------------------------------------------------
+
+def future_rows(stat: "CityStat", now: datetime | None = None) -> dict[str, tuple[int, datetime]]:
+    """Sources with rows dated after ``now`` (default: the freshness clock's now): source id ->
+    (how many such rows, the latest of them). Cached per data fingerprint and ``now``'s day."""
+    now = now if now is not None else reference_time(stat)
+    if now is None:
+        return {}
+    end = datetime.combine(now.date(), time.max) if isinstance(now, datetime) else datetime.combine(now, time.max)
+    lasts = last_data_times(stat)
+    candidates = [sid for sid, last in lasts.items() if _naive(last) > end]
+    key = ("future", stat.engine.fingerprint(), end)
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            return _CACHE[key]
+    out: dict[str, tuple[int, datetime]] = {}
+    for source_id in candidates:
+        source = stat.registry.sources[source_id]
+        if source_id not in stat.engine.available or not source.time_column:
+            continue
+        column = quote_identifier(source.time_column)
+        try:
+            found = stat.engine.query(
+                f"SELECT count(*)::BIGINT AS n, max({column}) AS latest FROM {quote_identifier(source_id)} "
+                f"WHERE CAST({column} AS TIMESTAMP) > $end", {"end": end}, context=f"source {source_id} future rows")
+        except QueryError:
+            continue
+        if found["n"][0]:
+            out[source_id] = (int(found["n"][0]), found["latest"][0])
+    with _CACHE_LOCK:
+        _CACHE[key] = out
+    return out
+
+
+def _naive(value: datetime | date) -> datetime:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None)
+    return datetime.combine(value, time.max)
+
+
+@dataclass(frozen=True)
+class DataFreshness:
+    """What every page says about the data: when it ends, which sources are late for their
+    declared refresh, which have rows dated in the future, and whether it is sample data."""
+
+    now: datetime | None
+    data_end: date | None                     # the newest day with data, future rows left out
+    late: tuple[tuple[str, str, str, str, datetime | None], ...] = ()  # (id, title, refresh, status, last)
+    future: dict[str, tuple[int, datetime]] = field(default_factory=dict)
+    sample_until: date | None = None
+
+    def ends_text(self) -> str:
+        from citystat.display.format import format_date
+
+        return f"Data to {format_date(self.data_end)}" if self.data_end else "No data yet"
+
+    def late_text(self) -> str:
+        """One sentence naming the sources late for their declared refresh (empty when none)."""
+        from citystat.display.format import format_date, refresh_words
+
+        if not self.late:
+            return ""
+        parts = [f"{title} (updated {refresh_words(refresh)}, newest data "
+                 f"{format_date(last.date()) if last else 'unknown'})"
+                 for _, title, refresh, _, last in self.late]
+        verb = "is" if len(parts) == 1 else "are"
+        return f"Late: {'; '.join(parts)} {verb} behind the declared refresh, so the latest periods may be missing."
+
+    def future_text(self) -> str:
+        from citystat.display.format import format_date
+
+        if not self.future:
+            return ""
+        parts = [f"{sid}: {n:,} row(s), the latest dated {format_date(latest)}" for sid, (n, latest) in
+                 sorted(self.future.items())]
+        return ("Rows dated in the future are left out of the default period: " + "; ".join(parts)
+                + ". See Data health.")
+
+    def sample_text(self) -> str:
+        from citystat.display.format import format_date
+
+        if self.sample_until is None:
+            return ""
+        return (f"Sample data: this city's data is made up for demonstration and ends on "
+                f"{format_date(self.sample_until)}; freshness is judged as of that day.")
+
+
+def data_freshness(stat: "CityStat", now: datetime | None = None, clock: str | None = None) -> DataFreshness:
+    """When the data ends and what is late or future-dated, judged against the freshness clock."""
+    now = now if now is not None else reference_time(stat, clock)
+    future = future_rows(stat, now)
+    from citystat.kpis.frames import data_end_day
+
+    end = data_end_day(stat.registry, stat.rollup)
+    lasts = last_data_times(stat)
+    late = []
+    for source_id, fresh in source_freshness(stat, now).items():
+        if fresh.flagged:
+            source = stat.registry.sources[source_id]
+            late.append((source_id, source.title or source_id, source.refresh, fresh.status,
+                         lasts.get(source_id)))
+    return DataFreshness(now=now, data_end=end, late=tuple(late), future=future,
+                         sample_until=stat.registry.city.sample_data_until)
 
 
 # --- quality through the engine -------------------------------------------------------------------
@@ -335,8 +449,11 @@ def health_report(stat: "CityStat", now: datetime | date | None = None,
     return report
 
 
-def health_table(report: list[SourceHealth]) -> pl.DataFrame:
+def health_table(report: list[SourceHealth], future: dict[str, tuple[int, datetime]] | None = None) -> pl.DataFrame:
     """The data-health page's summary table (one row per source, text ready to show)."""
+    from citystat.display.format import format_date, refresh_words
+
+    future = future or {}
     icons = {"fresh": "🟢 fresh", "late": "🟡 late", "stale": "🔴 stale", "unknown": "⚪ unknown"}
     rows = []
     for item in report:
@@ -353,12 +470,14 @@ def health_table(report: list[SourceHealth]) -> pl.DataFrame:
             "source": item.title,
             "source_id": item.source_id,
             "freshness": icons[item.freshness.status],
-            "last_data": item.last_data_time.strftime("%Y-%m-%d %H:%M") if item.last_data_time else "—",
-            "expected_refresh": item.refresh,
+            "last_data": format_date(item.last_data_time) if item.last_data_time else "—",
+            "expected_refresh": refresh_words(item.refresh),
             "lag": item.freshness.describe(),
             "rows": item.rows,
             "change_since_last_refresh": change_text,
             "checks": ("⚠ " + item.error) if item.error else
                       (f"{len(failed)} of {len(item.checks)} failed" if failed else f"all {len(item.checks)} passed"),
+            "future_rows": (f"⚠ {future[item.source_id][0]:,} (latest {format_date(future[item.source_id][1])})"
+                            if item.source_id in future else "none"),
         })
     return pl.DataFrame(rows, schema_overrides={"rows": pl.Int64})

@@ -40,6 +40,58 @@ KPI_SCHEMA = {
 }
 
 
+def data_today(registry: Registry) -> date:
+    """Today in the city's time zone; for sample data (``city.sample_data_until``) that day.
+
+    Rows dated after it are in the future: they are left out of the default "as of" and of the
+    periods a KPI counts as complete (`citystat.checks.health.future_rows` reports them)."""
+    if registry.city.sample_data_until is not None:
+        return registry.city.sample_data_until
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    return datetime.now(ZoneInfo(registry.city.timezone)).date()
+
+
+def _day(value) -> date:
+    return value.date() if hasattr(value, "date") else value
+
+
+def _last_present_day(registry: Registry, rollup: Rollup, source_id: str, today: date) -> date | None:
+    """The newest day on or before ``today`` with a value of any KPI reading the source (from the
+    rollup's daily totals): where a source's data really ends when some rows are future-dated."""
+    ids = [m.id for m in registry.metrics.values() if source_id in registry.sources_of(m)]
+    days = rollup.frame.filter((pl.col("grain") == "day") & (pl.col("dimension") == "")
+                               & pl.col("metric_id").is_in(ids) & (pl.col("period_start") <= today)
+                               & pl.col("value").is_not_null())["period_start"]
+    return days.max() if days.len() else None
+
+
+def _last_times(registry: Registry, rollup: Rollup) -> list[tuple[str, date, date]]:
+    """(source, first day, last day) of each source; rows dated after today are not data yet, so
+    a source with such rows ends on its newest day up to today."""
+    cached = getattr(rollup, "_last_times", None)
+    today = data_today(registry)
+    if cached is not None and cached[0] == today:
+        return cached[1]
+    out = []
+    for row in rollup.extents.iter_rows(named=True):
+        if row["last_time"] is None:
+            continue
+        first, last = _day(row["first_time"]), _day(row["last_time"])
+        if last > today:
+            last = _last_present_day(registry, rollup, row["source_id"], today) or min(first, today)
+        out.append((row["source_id"], first, last))
+    rollup._last_times = (today, out)
+    return out
+
+
+def data_end_day(registry: Registry, rollup: Rollup) -> date | None:
+    """The newest day with data in any source, rows dated in the future left out."""
+    lasts = [last for _, _, last in _last_times(registry, rollup)]
+    return max(lasts) if lasts else None
+
+
 def source_days(registry: Registry, rollup: Rollup) -> dict[str, tuple[date, date]]:
     """First day and last complete day of each source (computed once per rollup).
 
@@ -52,15 +104,14 @@ def source_days(registry: Registry, rollup: Rollup) -> dict[str, tuple[date, dat
     cached = getattr(rollup, "_source_days", None)
     if cached is not None:
         return cached
-    rows = [r for r in rollup.extents.iter_rows(named=True) if r["last_time"] is not None]
+    rows = _last_times(registry, rollup)
     days: dict[str, tuple[date, date]] = {}
-    if rows:
-        cut = max(r["last_time"] for r in rows).date()
-        for row in rows:
-            last = row["last_time"].date()
-            source = registry.sources.get(row["source_id"])
-            allowed = max(source.refresh_interval.days if source else 1, 3)
-            days[row["source_id"]] = (row["first_time"].date(), cut if (cut - last).days <= allowed else last)
+    cut = data_end_day(registry, rollup)
+    for source_id, first, last in rows:
+        source = registry.sources.get(source_id)
+        allowed = max(source.refresh_interval.days if source else 1, 3)
+        last = min(last, cut)
+        days[source_id] = (first, cut if (cut - last).days <= allowed else last)
     rollup._source_days = days
     return days
 
@@ -177,8 +228,8 @@ def kpi_frame(registry: Registry, rollup: Rollup, metric: Metric, grain: str,
 
 
 def default_as_of(registry: Registry, rollup: Rollup, grain: str) -> date | None:
-    """Start of the latest complete period in the data (never the wall clock)."""
-    last = rollup.last_data_day()
+    """Start of the latest complete period in the data (rows dated in the future left out)."""
+    last = data_end_day(registry, rollup)
     if last is None:
         return None
     return latest_complete_period(last, grain, registry.city.fiscal_year_start_month)
@@ -194,7 +245,7 @@ def available_periods(registry: Registry, rollup: Rollup, grain: str) -> list[da
     if rollup.extents.is_empty():
         return []
     first = rollup.extents["first_time"].min().date()
-    last = rollup.last_data_day()
+    last = data_end_day(registry, rollup)
     return list(reversed(complete_periods(first, last, grain, fy)))
 
 
@@ -259,7 +310,7 @@ def city_scores(registry: Registry, rollup: Rollup, as_of_day: date | None = Non
     target / actual (lower is better), and the CityScore is the mean of those scores.
     """
     fy = registry.city.fiscal_year_start_month
-    as_of_day = as_of_day or rollup.last_data_day()
+    as_of_day = as_of_day or data_end_day(registry, rollup)
     metrics = [m for m in registry.metrics_tagged("cityscore") if m.id not in rollup.failed_metrics()]
     out = []
     for window in CITYSCORE_WINDOWS:

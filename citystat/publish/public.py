@@ -26,7 +26,7 @@ import polars as pl
 from citystat.display.charts import axis_format, format_value
 from citystat.core.periods import latest_complete_period, period_label
 from citystat.core.status import Status
-from citystat.kpis.frames import is_additive
+from citystat.kpis.frames import data_end_day, is_additive
 from citystat.registry.models import Metric
 from citystat.publish.suppression import is_primary, suppress_long, suppress_rates, suppression_note
 
@@ -122,12 +122,33 @@ def suppress_series(frame: pl.DataFrame, metric: Metric, *, sensitive: bool, reg
 
 
 def _stale_text(stat: "CityStat", metric: Metric, stale: dict[str, "Freshness"]) -> str:
+    from citystat.checks.health import last_data_times
+    from citystat.display.format import format_date, refresh_words
+
     names = [s for s in stat.registry.sources_of(metric) if s in stale]
     if not names:
         return ""
-    titles = ", ".join((stat.registry.sources[s].title or s).lower() for s in names)
-    return (f"⚠ The data behind this measure ({titles}) is out of date: it has not been refreshed "
-            "as often as expected, so the latest figures may be missing.")
+    lasts = last_data_times(stat)
+    parts = []
+    for s in names:
+        source = stat.registry.sources[s]
+        last = lasts.get(s)
+        parts.append(f"{(source.title or s).lower()} should be updated {refresh_words(source.refresh)} but its "
+                     f"newest data is from {format_date(last.date()) if last else 'an unknown date'}")
+    return f"⚠ The data behind this measure is out of date ({'; '.join(parts)}), so the latest figures may be missing."
+
+
+def public_data_note(stat: "CityStat") -> str:
+    """When the figures' data ends, for residents (and that it is sample data, if so)."""
+    from citystat.display.format import format_date
+
+    end = data_end_day(stat.registry, stat.rollup)
+    if end is None:
+        return "No data has been published yet."
+    text = f"Figures use city data up to {format_date(end)}."
+    if stat.registry.city.sample_data_until is not None:
+        text += " This is sample data made up for demonstration, not real city figures."
+    return text
 
 
 def public_metrics(stat: "CityStat") -> list[Metric]:
@@ -177,7 +198,7 @@ def public_kpis(stat: "CityStat", as_of_day: date | None = None) -> list[PublicK
     """Every public KPI as of `as_of_day` (default: the last day with data)."""
     from citystat.checks.health import stale_sources
 
-    as_of_day = as_of_day or stat.rollup.last_data_day()
+    as_of_day = as_of_day or data_end_day(stat.registry, stat.rollup)
     if as_of_day is None:
         return []
     stale = stale_sources(stat)

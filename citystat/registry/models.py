@@ -86,6 +86,9 @@ class City(Strict):
                          description="Default licence URL for published sources.")
     suppression_threshold: int = Field(
         10, ge=0, le=100, description="Counts from 1 to this value are hidden on public views of sensitive sources.")
+    sample_data_until: date | None = Field(
+        None, description="For sample or frozen data only: the day the data ends. Freshness is judged "
+                          "against that day instead of today, and pages say once that this is sample data.")
     not_recorded_label: str = Field(
         "(not recorded)", min_length=1,
         description="Label of the breakdown group of rows whose dimension value is empty or null.")

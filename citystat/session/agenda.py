@@ -28,7 +28,7 @@ import polars as pl
 from citystat.auth import PermissionDenied, User
 from citystat.core.periods import period_end, period_label
 from citystat.core.status import STATUS_LABELS, Status
-from citystat.kpis.frames import (ChangeExplanation, OverviewRow, assurance_of, change_explanations,
+from citystat.kpis.frames import (ChangeExplanation, OverviewRow, assurance_of, change_explanations, data_end_day,
                                   main_explanation, signal_sentence)
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -132,7 +132,7 @@ def default_session_date(stat: "CityStat") -> date | None:
 def as_of_for(stat: "CityStat", session_date: date) -> date:
     """The day the KPIs are read at: the session's eve, or the last day of data if earlier."""
     eve = session_date - timedelta(days=1)
-    last = stat.rollup.last_data_day()
+    last = data_end_day(stat.registry, stat.rollup)
     return min(eve, last) if last else eve
 
 

@@ -196,6 +196,24 @@ def kpi_item_html(item: AgendaItem, session_date: date, metric_titles: dict[str,
             + "<h3>Story behind the curve</h3>" + narrative_html(item) + commitments)
 
 
+def freshness_html(stat: "CityStat", agenda: Agenda) -> str:
+    """When the data ends, the sources (read by the agenda's KPIs) late for their declared
+    refresh, rows dated in the future, and the sample-data notice -- as on every page."""
+    from citystat.checks.health import data_freshness
+
+    fresh = data_freshness(stat)
+    read = {s for i in agenda.kpi_items() for s in stat.registry.sources_of(stat.registry.metrics[i.metric_id])}
+    late = [x for x in fresh.late if x[0] in read]
+    fresh = type(fresh)(now=fresh.now, data_end=fresh.data_end, late=tuple(late),
+                        future={k: v for k, v in fresh.future.items() if k in read}, sample_until=fresh.sample_until)
+    parts = [f'<p class="meta"><strong>{escape(fresh.ends_text())}</strong>'
+             + (f' · {escape(fresh.sample_text())}' if fresh.sample_until else "") + "</p>"]
+    for text in (fresh.late_text(), fresh.future_text()):
+        if text:
+            parts.append(f'<p class="reason">⚠ {escape(text)}</p>')
+    return "".join(parts)
+
+
 def cover_html(stat: "CityStat", agenda: Agenda, kind: str = "Briefing packet") -> str:
     registry = stat.registry
     h = agenda.headline()
@@ -216,9 +234,10 @@ def cover_html(stat: "CityStat", agenda: Agenda, kind: str = "Briefing packet") 
                     "; ".join(item.reasons)) for i, item in enumerate(agenda.items)]
     return (f'<p class="meta">{escape(registry.city.name)} · {escape(kind)} · session on '
             f'{escape(_date(agenda.session_date))}{head}</p>'
-            f'<p class="meta">Data as of {escape(_date(agenda.as_of_day))} (each KPI\'s latest period '
+            f'<p class="meta">KPIs as of {escape(_date(agenda.as_of_day))} (each KPI\'s latest period '
             f'complete on the session\'s eve).</p>'
-            f'<div class="headline">{tile_html}</div>'
+            + freshness_html(stat, agenda)
+            + f'<div class="headline">{tile_html}</div>'
             + table_html(("#", "Agenda item", "Why it is here", "Status", "Reasons"), agenda_rows,
                          caption="Agenda", css_class="data agenda-list"))
 

@@ -143,6 +143,24 @@ def open_metric(metric_id: str) -> None:
     st.switch_page("pages/metric.py", query_params={"metric": metric_id})
 
 
+def data_notice(stat: CityStat, metrics=None) -> None:
+    """Say when the data ends, once; flag sources late for their declared refresh (those the
+    given KPIs read, or all) and rows dated in the future. Sample data gets one calm notice."""
+    from citystat.checks.health import data_freshness
+
+    fresh = data_freshness(stat)
+    if metrics is not None:
+        read = {s for m in metrics for s in stat.registry.sources_of(m)}
+        fresh = type(fresh)(now=fresh.now, data_end=fresh.data_end, late=tuple(x for x in fresh.late if x[0] in read),
+                            future={k: v for k, v in fresh.future.items() if k in read},
+                            sample_until=fresh.sample_until)
+    st.caption(f"**{fresh.ends_text()}**" + (f" · {fresh.sample_text()}" if fresh.sample_until else ""))
+    if fresh.late:
+        st.warning(fresh.late_text(), icon="⏰")
+    if fresh.future:
+        st.warning(fresh.future_text(), icon="⚠️")
+
+
 def problems_banner(stat: CityStat) -> None:
     problems = [p for p in stat.problems() if p.severity == "error"]
     if problems:
