@@ -197,3 +197,170 @@ def test_too_many_metrics_fail_fast_with_the_limit(tmp_path: Path) -> None:
     problem = caught.value.problems[0]
     assert problem.line == line_of(text, "metrics:")
     assert problem.message.startswith("1,003 metrics, more than the limit of 1,000")
+
+
+# ---- hostile SQL ----------------------------------------------------------------------------
+
+@pytest.fixture
+def testville(tmp_path: Path) -> CityStat:
+    return CityStat.open(make_city(tmp_path / "city"), use_disk_cache=False).sync()
+
+
+def request_rows(stat: CityStat) -> int:
+    import polars as pl
+
+    return pl.read_parquet(stat.registry.root / "data" / "requests.parquet").height
+
+
+COPY_OVER_EXTRACT = "COPY (SELECT * FROM requests WHERE request_id < 0) TO '{data}/requests.parquet' (FORMAT parquet)"
+
+# name -> (SQL typed into an Explore cell, a phrase of the message beside the cell)
+HOSTILE_CELLS = {
+    "copy_over_an_extract": (COPY_OVER_EXTRACT + ";\nSELECT 1 AS x", "One statement per cell"),
+    "copy_alone": (COPY_OVER_EXTRACT, "COPY statements are refused"),
+    "drop_view": ("DROP VIEW requests", "DROP statements are refused"),
+    "create_view": ("CREATE VIEW requests2 AS SELECT 1", "CREATE statements are refused"),
+    "create_temp_macro": ("CREATE TEMP MACRO twice(x) AS x * 2", "CREATE statements are refused"),
+    "attach": ("ATTACH '/tmp/evil.db'", "ATTACH statements are refused"),
+    "set_setting": ("SET enable_external_access = true", "SET statements are refused"),
+    "pragma": ("PRAGMA database_list", "PRAGMA statements are refused"),
+    "select_then_drop": ("SELECT 1; DROP VIEW requests", "this cell has 2"),
+    "read_etc_passwd": ("SELECT * FROM read_csv('/etc/passwd')", "read_csv() is not available"),
+    "read_text": ("SELECT * FROM read_text('/etc/hostname')", "read_text() is not available"),
+    "glob_files": ("SELECT * FROM glob('/etc/*')", "glob() is not available"),
+    "settings_show_paths": ("SELECT * FROM duckdb_settings()", "duckdb_settings() is not available"),
+    "views_show_paths": ("SELECT sql FROM duckdb_views()", "duckdb_views() is not available"),
+    "views_without_brackets": ("SELECT * FROM duckdb_views", "the table duckdb_views is not available"),
+    "current_setting": ("SELECT current_setting('temp_directory') AS t", "current_setting() is not available"),
+    "information_schema_views": ("SELECT view_definition FROM information_schema.views",
+                                 "information_schema.views is not available"),
+    "sql_in_a_string": ("SELECT * FROM query('SELECT * FROM duckdb_settings()')", "query() is not available"),
+    "getenv": ("SELECT getenv('HOME') AS h", "getenv() is not available"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_CELLS))
+def test_hostile_explore_cells_are_refused_and_nothing_changes(testville: CityStat, case: str) -> None:
+    from citystat.analyst.explore import run_cell
+
+    sql, phrase = HOSTILE_CELLS[case]
+    before = request_rows(testville)
+    result = run_cell(testville.engine, sql.format(data=testville.registry.root / "data"))
+    assert result.error is not None and phrase in result.error, result.error
+    assert request_rows(testville) == before  # the extract is intact
+    again = run_cell(testville.engine, "SELECT count(*) AS n FROM requests")  # the sources still serve
+    assert again.ok and again.frame["n"][0] == before
+
+
+@pytest.mark.parametrize("sql", [";;SELECT count(*) AS n FROM requests", "SELECT count(*) AS n FROM requests -- all of them",
+                                 "SELECT count(*) AS n FROM requests;  -- done\n", "\n\n;SELECT count(*) AS n FROM requests;;"])
+def test_leading_semicolons_and_trailing_comments_keep_the_row_limit(testville: CityStat, sql: str) -> None:
+    from citystat.analyst.explore import run_cell
+
+    result = run_cell(testville.engine, sql, row_limit=10)
+    assert result.ok, result.error
+    assert result.frame["n"][0] == request_rows(testville)
+    many = run_cell(testville.engine, "SELECT * FROM requests -- every row", row_limit=10)
+    assert many.ok and many.frame.height == 10 and many.truncated
+
+
+def test_promoting_a_cell_that_copies_over_an_extract_writes_nothing(testville: CityStat) -> None:
+    from citystat.analyst.promote import KpiDetails, draft_sql_metric, preview_promotion
+
+    path = testville.registry.path
+    before = request_rows(testville)
+    cell = (COPY_OVER_EXTRACT.format(data=path.parent / "data") + ";\n"
+            "SELECT CAST(date_trunc($grain, created_at) AS DATE) AS period_start, count(*) AS value "
+            "FROM requests GROUP BY 1")
+    draft = draft_sql_metric(KpiDetails("wiped", "Wiped", "ops", "O", "d"), cell)
+    preview = preview_promotion(path, draft)
+    assert not preview.ok
+    assert any(p.entry == "metric wiped" and "expected one SQL statement, got 2" in p.message for p in preview.problems)
+    assert request_rows(testville) == before == 20 * 56
+
+
+def test_a_sql_file_that_drops_a_view_is_blamed_on_its_metric_and_changes_nothing(tmp_path: Path) -> None:
+    text = REGISTRY + (
+        "  - {id: sneaky, title: Sneaky, department: ops, owner: O, description: d, unit: count, "
+        "direction: higher, sql: queries/sneaky.sql}\n")
+    path = make_city(tmp_path / "city", text)
+    (path.parent / "queries").mkdir()
+    (path.parent / "queries" / "sneaky.sql").write_text(
+        "DROP VIEW requests;\nSELECT CAST(date_trunc($grain, created_at) AS DATE) AS period_start, "
+        "count(*) AS value FROM requests GROUP BY 1\n")
+    stat = CityStat.open(path, use_disk_cache=False).sync()
+    problems = [p for p in stat.problems() if p.entry == "metric sneaky"]
+    assert problems and "expected one SQL statement, got 2" in problems[0].message
+    assert not [p for p in stat.problems() if p.entry == "source requests"]
+    rows = {r.metric.id: r for r in stat.overview()}
+    assert rows["requests_count"].current["value"] == 140  # the view is still there
+
+
+def test_a_sql_source_cannot_run_a_second_statement(tmp_path: Path) -> None:
+    text = REGISTRY.replace("metrics:\n", "  - {id: sneaky, description: d, sql: queries/sneaky.sql}\nmetrics:\n", 1)
+    path = make_city(tmp_path / "city", text)
+    (path.parent / "queries").mkdir()
+    (path.parent / "queries" / "sneaky.sql").write_text("SELECT 1 AS x; DROP VIEW requests")
+    stat = CityStat.open(path, use_disk_cache=False).sync()
+    problem = next(p for p in stat.problems() if p.entry == "source sneaky")
+    assert "expected one SQL statement, got 2" in problem.message
+    assert "requests" in stat.engine.available and stat.engine.query("SELECT count(*) AS n FROM requests")["n"][0] == 1120
+
+
+def test_an_alert_rule_of_kind_sql_can_only_read(testville: CityStat) -> None:
+    from citystat.alerts.rules import parse_alert_rules
+    from citystat.alerts.run import evaluate_rule
+    from datetime import date
+
+    rules = parse_alert_rules(
+        "rules:\n  - {id: wipe, title: t, department: ops, kind: sql, key_columns: [x], "
+        f"sql: \"{COPY_OVER_EXTRACT.format(data=testville.registry.root / 'data')}\"}}\n")
+    with pytest.raises(Exception, match="only SELECT queries may run here, not COPY"):
+        evaluate_rule(testville, rules.get("wipe"), date(2026, 3, 1), testville.registry.root)
+    assert request_rows(testville) == 1120
+
+
+# ---- path tricks --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("source_path", ["/etc/passwd", "/etc/**/*.conf", "../../outside/secret.parquet",
+                                         "data/*/../../../outside/*.parquet"])
+def test_a_source_outside_the_data_root_is_an_error_and_opens_nothing(tmp_path: Path, source_path: str) -> None:
+    text = REGISTRY.replace("path: data/old_feed.parquet", f"path: {source_path}")
+    path = make_city(tmp_path / "city", text)
+    registry = load_registry(path)
+    problem = next(p for p in registry.problems if p.entry == "source old_feed")
+    assert problem.line == line_of(text, "id: old_feed")
+    assert f"path {source_path!r} is outside the data folder {path.parent}" in problem.message
+    stat = CityStat.open(path, use_disk_cache=False).sync()
+    assert stat.engine.sandbox_folders() == [f"{path.parent / 'data'}/"]
+    cursor = stat.engine.con.cursor()  # behind the guard, DuckDB itself refuses /etc
+    with pytest.raises(Exception, match="(?i)disabled by configuration|permission"):
+        cursor.sql("SELECT * FROM read_csv('/etc/passwd')").fetchall()
+    assert "requests_count" in stat.registry.metrics  # the rest serves
+
+
+def test_a_failing_source_widens_nothing(tmp_path: Path) -> None:
+    text = REGISTRY.replace("path: data/old_feed.parquet", "path: private/old_feed.parquet")
+    path = make_city(tmp_path / "city", text)
+    (path.parent / "private").mkdir()
+    (path.parent / "private" / "old_feed.parquet").write_bytes(b"PAR1 not really parquet PAR1")
+    (path.parent / "private" / "salaries.csv").write_text("name,salary\nmayor,1\n")
+    stat = CityStat.open(path, use_disk_cache=False).sync()
+    assert "old_feed" not in stat.engine.available
+    assert stat.engine.sandbox_folders() == [f"{path.parent / 'data'}/"]
+    cursor = stat.engine.con.cursor()
+    with pytest.raises(Exception, match="(?i)disabled by configuration|permission"):
+        cursor.sql(f"SELECT * FROM read_csv('{path.parent / 'private' / 'salaries.csv'}')").fetchall()
+
+
+def test_duckdbs_spill_folder_is_not_the_working_directorys_tmp(tmp_path: Path, monkeypatch) -> None:
+    import polars as pl
+
+    path = make_city(tmp_path / "city")
+    monkeypatch.chdir(path.parent)
+    (path.parent / ".tmp").mkdir()
+    pl.DataFrame({"secret": [42]}).write_parquet(path.parent / ".tmp" / "secret.parquet")
+    stat = CityStat.open(path, use_disk_cache=False).sync()
+    cursor = stat.engine.con.cursor()
+    with pytest.raises(Exception, match="(?i)disabled by configuration|permission"):
+        cursor.sql("SELECT * FROM read_parquet('.tmp/secret.parquet')").fetchall()

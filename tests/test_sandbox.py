@@ -18,10 +18,10 @@ def engine():
 
 
 @pytest.mark.parametrize("sql, fragment", [
-    ("SELECT * FROM read_csv('/etc/passwd')", "disabled by configuration"),
-    ("SELECT * FROM read_text('/etc/hostname')", "disabled by configuration"),
-    (f"SELECT * FROM read_parquet('{PROJECT_ROOT}/../*.parquet')", "disabled by configuration"),
-    ("SELECT * FROM read_parquet('https://example.com/x.parquet')", "disabled by configuration"),
+    ("SELECT * FROM read_csv('/etc/passwd')", "read_csv() is not available to analyst SQL"),
+    ("SELECT * FROM read_text('/etc/hostname')", "read_text() is not available to analyst SQL"),
+    (f"SELECT * FROM read_parquet('{PROJECT_ROOT}/../*.parquet')", "read_parquet() is not available"),
+    ("SELECT * FROM read_parquet('https://example.com/x.parquet')", "read_parquet() is not available"),
     ("SET enable_external_access = true", "only SELECT"),
     ("SELECT 1; SELECT 2", "expected one SQL statement, got 2"),
     ("DROP VIEW service_requests", "only SELECT"),
@@ -37,8 +37,28 @@ def test_analyst_sql_is_refused(engine, sql, fragment):
     assert str(caught.value).startswith("explore:")
 
 
-def test_settings_are_locked_even_through_a_function(engine):
-    with pytest.raises(QueryError, match="lock"):
+@pytest.mark.parametrize("sql, fragment", [
+    ("SELECT * FROM read_csv('/etc/passwd')", "disabled by configuration"),
+    ("SELECT * FROM read_text('/etc/hostname')", "disabled by configuration"),
+    (f"SELECT * FROM read_parquet('{PROJECT_ROOT}/../*.parquet')", "disabled by configuration"),
+    (f"SELECT * FROM read_parquet('{PROJECT_ROOT}/.tmp/*.parquet')", "disabled by configuration"),
+    ("SELECT * FROM read_parquet('https://example.com/x.parquet')", "disabled by configuration"),
+])
+def test_duckdbs_own_sandbox_holds_without_the_guard(engine, sql, fragment):
+    """Behind the guard, DuckDB itself refuses: external access off, only the extract folders."""
+    cursor = engine.con.cursor()
+    with pytest.raises(Exception) as caught:
+        cursor.sql(sql).fetchall()
+    assert fragment in str(caught.value) or "Permission Error" in str(caught.value)
+
+
+def test_settings_are_locked_even_on_a_raw_cursor(engine):
+    cursor = engine.con.cursor()
+    for statement in ("SET enable_external_access = true", "SET allowed_directories = ['/']",
+                      "SET memory_limit = '100GB'", "RESET lock_configuration"):
+        with pytest.raises(Exception, match="(?i)lock"):
+            cursor.execute(statement)
+    with pytest.raises(QueryError, match="only SELECT"):
         engine.query("SET enable_external_access = true")
 
 
@@ -64,7 +84,7 @@ def test_the_time_limit_comes_from_the_environment(engine, monkeypatch):
 
 def test_a_memory_hog_hits_the_memory_limit():
     small = Engine(load_registry(PROJECT_ROOT / "metrics.yaml"), memory_limit="64MB")
-    assert small.read_only_query("SELECT current_setting('memory_limit') AS m")["m"][0].startswith("61.0 MiB")
+    assert small.query("SELECT current_setting('memory_limit') AS m")["m"][0].startswith("61.0 MiB")
     with pytest.raises(QueryError, match="(?i)out of memory"):
         small.read_only_query("SELECT list(range) FROM range(100000000)", timeout=60)
 
@@ -72,7 +92,7 @@ def test_a_memory_hog_hits_the_memory_limit():
 def test_the_default_memory_limit_is_below_duckdbs_own(engine, monkeypatch):
     import psutil
 
-    text = engine.read_only_query("SELECT current_setting('memory_limit') AS m")["m"][0]
+    text = engine.query("SELECT current_setting('memory_limit') AS m")["m"][0]
     number, unit = text.split()
     gib = float(number) * {"GiB": 1, "MiB": 1 / 1024}[unit]
     assert gib <= psutil.virtual_memory().total / 2**30 * 0.51

@@ -7,7 +7,7 @@ A notebook is a list of cells; a cell is a plain dict (so it can live in
 
 The functions here are pure list operations (add, edit, move, remove) plus `run_cell`, which
 runs one cell's SQL read-only with a row limit and a time limit. The sandbox itself lives in
-`citystat.kpis.engine` (external access off except the extract folders, configuration locked);
+`citystat.kpis.engine` (one SELECT guard, external access off except the extract folders, configuration locked);
 this module adds the one-SELECT rule's friendly messages and the time limit.
 """
 
@@ -21,10 +21,9 @@ from datetime import date
 from typing import Any, Iterable
 
 import altair as alt
-import duckdb
 import polars as pl
 
-from citystat.kpis.engine import Engine, QueryError, period_sql
+from citystat.kpis.engine import Engine, QueryError, period_sql, read_only_sql
 
 DEFAULT_ROW_LIMIT = 5_000
 DEFAULT_TIME_LIMIT = 30.0
@@ -155,19 +154,20 @@ WRITE_HINT = ("Explore is read-only: only one SELECT (or WITH ... SELECT) may ru
 
 
 def check_read_only(engine: Engine, sql: str) -> str:
-    """The cell's single SELECT without a trailing semicolon, or ExploreError saying why not."""
+    """The cell's single SELECT without its semicolons, or ExploreError saying why not
+    (the engine's one guard, `read_only_sql`, with messages for the notebook)."""
     if not sql.strip():
         raise ExploreError("The cell is empty: write a SELECT over the sources listed beside the notebook.")
     try:
-        statements = engine.con.cursor().extract_statements(sql)
-    except duckdb.Error as exc:
-        raise ExploreError(_first_line(exc)) from None
-    if len(statements) != 1:
-        raise ExploreError(f"One statement per cell, please: this cell has {len(statements)}.")
-    kind = statements[0].type
-    if kind != duckdb.StatementType.SELECT:
-        raise ExploreError(WRITE_HINT.format(kind=kind.name))
-    return sql.strip().rstrip(";").strip()
+        return read_only_sql(sql, "explore")
+    except QueryError as exc:
+        message = exc.message
+        if message.startswith("expected one SQL statement, got "):
+            count = message.rsplit(" ", 1)[-1]
+            raise ExploreError(f"One statement per cell, please: this cell has {count}.") from None
+        if message.startswith("only SELECT queries may run here, not "):
+            raise ExploreError(WRITE_HINT.format(kind=message.rsplit(" ", 1)[-1])) from None
+        raise ExploreError(_friendly(message)) from None
 
 
 def cell_parameters(sql: str, *, grain: str = "month", start: date = date(1900, 1, 1),
@@ -211,7 +211,7 @@ def run_cell(engine: Engine, sql: str, *, row_limit: int = DEFAULT_ROW_LIMIT,
 
 
 def _friendly(message: str) -> str:
-    if "Permission Error" in message or "disabled by configuration" in message:
+    if "Permission Error" in message or "disabled by configuration" in message or "not available to analyst" in message:
         return (f"{message} — Explore reads only the registered extracts (use the source tables by name); "
                 "files elsewhere, the network and settings are off limits.")
     return message

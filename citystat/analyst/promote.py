@@ -255,7 +255,8 @@ def preview_promotion(registry_path: str | Path, draft: Draft, *, today: date | 
         temp = Path(folder) / "metrics.yaml"
         _write_temp_registry(doc, path, temp, draft)
         try:
-            registry = load_registry(temp)
+            real_root = load_registry_root(path)
+            registry = load_registry(temp, data_root=real_root)
         except RegistryError as exc:
             return Preview([_relocated(p, path, draft) for p in exc.problems])
         report = validate(registry, today=today)
@@ -270,23 +271,29 @@ def preview_promotion(registry_path: str | Path, draft: Draft, *, today: date | 
         return Preview(mine, frame, chart)
 
 
+def load_registry_root(path: Path) -> Path:
+    """Where the real registry's extracts are (its data root), for the preview copy to read."""
+    from citystat.registry.loader import Registry, empty_registry
+
+    registry: Registry = empty_registry(path)
+    return registry.data_root
+
+
 def _relocated(problem: Problem, path: Path, draft: Draft) -> Problem:
     """A temp-registry problem told against the real file (its line there does not exist yet)."""
     return Problem(str(path), None, problem.entry or f"metric {draft.metric_id}", problem.message, problem.severity)
 
 
 def _write_temp_registry(doc: Any, real: Path, temp: Path, draft: Draft) -> None:
-    """City, departments and every source of the real registry (paths made absolute), plus the draft.
+    """City, departments and every source of the real registry, plus the draft.
 
     `doc` is the real file's parsed copy; it is changed here (its metrics replaced).
     """
     yaml = _yaml()
     root = real.parent
-    for source in doc.get("sources") or []:
+    for source in doc.get("sources") or []:  # paths stay relative: the copy reads the real data root
         if not isinstance(source, dict):
             continue
-        if source.get("path") and "://" not in str(source["path"]):
-            source["path"] = str((root / str(source["path"])).resolve())
         if source.get("sql"):
             _copy_inside(root, temp.parent, str(source["sql"]))
     doc["metrics"] = CommentedSeq([_entry_node(draft.entry)])

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import threading
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -29,6 +31,14 @@ from citystat.kpis.sql import fy_trunc_sql, period_sql, quote_identifier, quote_
 from citystat.registry.loader import Problem, Registry
 
 READ_STATEMENTS = {duckdb.StatementType.SELECT}
+# Analyst SQL reads the sources by name; it may not read files itself, look into DuckDB's
+# catalogue and settings (which show the extracts' absolute paths) or run SQL held in a string.
+REFUSED_FUNCTION_PREFIXES = ("duckdb_", "pragma_", "read_", "parquet_", "sqlite_", "postgres_", "mysql_")
+REFUSED_FUNCTIONS = {"current_setting", "getenv", "which_secret", "query", "query_table", "glob", "sniff_csv",
+                     "parquet_scan", "delta_scan", "iceberg_scan", "iceberg_metadata", "iceberg_snapshots",
+                     "json_execute_serialized_sql", "json_deserialize_sql", "sql_auto_complete", "load_extension",
+                     "test_all_types", "summary", "checkpoint", "force_checkpoint", "enable_logging", "truncate_duckdb_logs"}
+REFUSED_SCHEMAS = {"information_schema", "pg_catalog"}
 # Analyst SQL (Explore page, `CityStat.sql`) is stopped after this many seconds; $CITYSTAT_QUERY_TIMEOUT
 # overrides it. The engine's memory ceiling comes from $CITYSTAT_DUCKDB_MEMORY_LIMIT (e.g. "2GB").
 ANALYST_TIMEOUT_SECONDS = 30.0
@@ -41,6 +51,79 @@ class QueryError(Exception):
         self.context = context
         self.message = message
         super().__init__(f"{context}: {message}")
+
+
+_PARSER = duckdb.connect(":memory:")  # parses analyst SQL for the guard below; holds nothing
+_PARSER_LOCK = threading.Lock()
+
+
+def read_only_sql(sql: str, context: str = "query", *, analyst: bool = True) -> str:
+    """The ONE guard for SQL that CityStat did not write: exactly one SELECT (WITH ... SELECT,
+    FROM-first and leading `;` are fine), returned without its semicolons. With `analyst` (the
+    default) the SELECT may not read files, DuckDB's catalogue or settings, or run SQL from a
+    string. Raises QueryError naming `context` and saying why not.
+    """
+    with _PARSER_LOCK:
+        try:
+            statements = _PARSER.extract_statements(sql)
+        except duckdb.Error as exc:
+            raise QueryError(context, _first_line(exc)) from None
+    if not statements:
+        raise QueryError(context, "there is no SQL statement to run")
+    if len(statements) != 1:
+        raise QueryError(context, f"expected one SQL statement, got {len(statements)}")
+    statement = statements[0]
+    if statement.type not in READ_STATEMENTS:
+        raise QueryError(context, f"only SELECT queries may run here, not {statement.type.name}")
+    text = _without_trailing_semicolons(statement.query)
+    if analyst:
+        refused = _refused_references(text)
+        if refused:
+            raise QueryError(context, f"{refused} is not available to analyst SQL: read the sources by their "
+                                      "table names")
+    return text
+
+
+def _without_trailing_semicolons(text: str) -> str:
+    """The statement without the `;` and comments after its last word, so it can be wrapped."""
+    cut = len(text)
+    for position, kind in reversed(duckdb.tokenize(text)):
+        if kind == duckdb.token_type.comment or text[position] == ";":
+            cut = position
+            continue
+        break
+    return text[:cut].strip()
+
+
+def _refused_references(text: str) -> str | None:
+    """The first function or table the analyst guard refuses in a SELECT (None when clean)."""
+    import json
+
+    with _PARSER_LOCK:
+        tree = json.loads(_PARSER.execute("SELECT json_serialize_sql($q)", {"q": text}).fetchall()[0][0])
+    if tree.get("error"):
+        return "this kind of SELECT"
+    stack: list[Any] = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        name = node.get("function_name")
+        if isinstance(name, str):
+            lowered = name.lower()
+            if lowered in REFUSED_FUNCTIONS or lowered.startswith(REFUSED_FUNCTION_PREFIXES) or node.get("catalog") \
+                    or node.get("schema") not in ("", None, "main"):
+                return f"the function {name}()"
+        if node.get("type") == "BASE_TABLE":
+            table = str(node.get("table_name", "")).lower()
+            schema = str(node.get("schema_name", "")).lower()
+            if schema in REFUSED_SCHEMAS or node.get("catalog_name") or table.startswith(("duckdb_", "pragma_", "sqlite_")):
+                return f"the table {'.'.join(p for p in (schema, table) if p)}"
+        stack.extend(node.values())
+    return None
 
 
 @dataclass(frozen=True)
@@ -62,6 +145,10 @@ class Engine:
             self.con.execute("SET memory_limit = $limit", {"limit": memory_limit})
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
+        # DuckDB may always read its spill folder; by default that is .tmp/ under the working
+        # directory (the project's folder), so spill into a private folder of our own instead.
+        self.con.execute("SET temp_directory = $dir",
+                         {"dir": os.path.join(tempfile.gettempdir(), f"citystat-duckdb-{uuid.uuid4().hex}")})
         self.source_files: dict[str, SourceFiles] = {}
         self.remote_sources: dict[str, str] = {}  # source id -> s3:// URL (read via a local copy)
         self.mirrored: dict[str, str] = {}  # source id -> fingerprint of the s3 listing its local copy holds
@@ -101,20 +188,22 @@ class Engine:
             progressed = False
             for source in list(pending.values()):
                 try:
-                    text = registry.sql_text(source.sql or "")
-                    self.con.execute(f"CREATE OR REPLACE VIEW {quote_identifier(source.id)} AS {text.rstrip().rstrip(';')}")
+                    text = read_only_sql(registry.sql_text(source.sql or ""), f"source {source.id}")
+                    self.con.execute(f"CREATE OR REPLACE VIEW {quote_identifier(source.id)} AS {text}\n")
                     self.con.execute(f"SELECT * FROM {quote_identifier(source.id)} LIMIT 0")
                     self.available.add(source.id)
                     pending.pop(source.id)
                     progressed = True
-                except (duckdb.Error, OSError):
+                except (duckdb.Error, OSError, QueryError):
                     continue
             if not progressed:
                 for source in pending.values():
                     try:
-                        text = registry.sql_text(source.sql or "")
-                        self.con.execute(f"SELECT * FROM ({text.rstrip().rstrip(';')}) LIMIT 0")
+                        text = read_only_sql(registry.sql_text(source.sql or ""), f"source {source.id}")
+                        self.con.execute(f"SELECT * FROM ({text}\n) LIMIT 0")
                         message = "depends on a source that is unavailable"
+                    except QueryError as exc:
+                        message = exc.message
                     except (duckdb.Error, OSError) as exc:
                         message = _first_line(exc)
                     self._problem(source.id, f"query {source.sql}: {message}")
@@ -140,13 +229,27 @@ class Engine:
             return None
         return local_pattern(config.cache_dir(), url)
 
+    def sandbox_folders(self) -> list[str]:
+        """The only folders queries may read: those holding the files of sources that loaded,
+        inside the data root (or the local copies of s3:// sources). A source that failed, or
+        lies elsewhere, opens nothing."""
+        roots = [self.registry.data_root, Path(os.path.abspath(config.cache_dir()))]
+        folders = set()
+        for source_id, files in self.source_files.items():
+            if source_id not in self.available:
+                continue
+            candidates = [Path(os.path.abspath(file)).parent for file in files.files]
+            if "://" not in files.pattern and any(ch in files.pattern for ch in "*?["):
+                # a glob over folders (data/requests/*/*.parquet, as `citystat extract` writes) is
+                # listed at query time: allow its fixed leading folder too
+                candidates.append(Path(os.path.abspath(_glob_root(files.pattern))))
+            for folder in candidates:
+                if any(folder.is_relative_to(root) for root in roots):
+                    folders.add(str(folder) + os.sep)
+        return sorted(folders)
+
     def _sandbox(self) -> None:
-        folders = {str(Path(f).parent) + os.sep for sf in self.source_files.values() for f in sf.files}
-        # A glob over folders (data/requests/*/*.parquet, as `citystat extract` writes) is listed at
-        # query time: allow its fixed leading folder too.
-        folders |= {_glob_root(sf.pattern) + os.sep for sf in self.source_files.values()
-                    if sf.files and "://" not in sf.pattern and any(ch in sf.pattern for ch in "*?[")}
-        folders = sorted(folders)
+        folders = self.sandbox_folders()
         if folders:
             self.con.execute("SET allowed_directories = $dirs", {"dirs": folders})
         self.con.execute("SET enable_external_access = false")
@@ -158,11 +261,14 @@ class Engine:
 
     # ---- queries ------------------------------------------------------------------------
     def query(self, sql: str, params: Mapping[str, Any] | None = None, *, context: str = "query",
-              timeout: float | None = None) -> pl.DataFrame:
-        """Run one statement with bound parameters and return a Polars frame.
+              timeout: float | None = None, analyst: bool = False) -> pl.DataFrame:
+        """Run one SELECT with bound parameters and return a Polars frame.
 
-        With `timeout` (seconds) the statement is interrupted when it runs longer.
+        Anything but a single SELECT is refused (`read_only_sql`); `analyst=True` (SQL files of
+        metrics) adds the analyst rules. With `timeout` (seconds) the query is interrupted when
+        it runs longer.
         """
+        sql = read_only_sql(sql, context, analyst=analyst)  # one SELECT: nothing else ever runs
         cursor = self.con.cursor()
         timer = threading.Timer(timeout, cursor.interrupt) if timeout else None
         if timer:
@@ -186,20 +292,12 @@ class Engine:
                         row_limit: int | None = None, timeout: float | None = None) -> pl.DataFrame:
         """Run analyst SQL: exactly one SELECT statement, optionally capped at `row_limit` rows,
         stopped after `timeout` seconds (default $CITYSTAT_QUERY_TIMEOUT or ANALYST_TIMEOUT_SECONDS)."""
-        try:
-            statements = self.con.cursor().extract_statements(sql)
-        except duckdb.Error as exc:
-            raise QueryError(context, _first_line(exc)) from None
-        if len(statements) != 1:
-            raise QueryError(context, f"expected one SQL statement, got {len(statements)}")
-        if statements[0].type not in READ_STATEMENTS:
-            raise QueryError(context, f"only SELECT queries may run here, not {statements[0].type.name}")
-        text = sql.strip().rstrip(";")
-        if row_limit is not None:
-            text = f"SELECT * FROM ({text}) AS analyst_query LIMIT {int(row_limit) + 1}"
+        text = read_only_sql(sql, context)
+        if row_limit is not None:  # new lines: a trailing -- comment cannot swallow the wrapper
+            text = f"SELECT * FROM (\n{text}\n) AS analyst_query LIMIT {int(row_limit) + 1}"
         if timeout is None:
             timeout = float(os.environ.get("CITYSTAT_QUERY_TIMEOUT") or ANALYST_TIMEOUT_SECONDS)
-        return self.query(text, params, context=context, timeout=timeout)
+        return self.query(text, params, context=context, timeout=timeout, analyst=True)
 
     def interrupt(self) -> None:
         self.con.interrupt()

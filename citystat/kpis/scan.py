@@ -234,7 +234,7 @@ def compute_sql_metric(engine: Engine, metric: Metric, grains=GRAINS, start: dat
     parts = []
     for grain in grains:
         query, params = builders.sql_metric_query(text, grain, start, end, registry.city.fiscal_year_start_month)
-        result = engine.query(query, params, context=f"metric {metric.id} ({metric.sql}, grain {grain})")
+        result = engine.query(query, params, context=f"metric {metric.id} ({metric.sql}, grain {grain})", analyst=True)
         missing = [c for c in SQL_METRIC_COLUMNS if c not in result.columns]
         if missing:
             raise QueryError(f"metric {metric.id}", f"{metric.sql} must return columns {', '.join(SQL_METRIC_COLUMNS)}; "

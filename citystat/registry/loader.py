@@ -41,6 +41,7 @@ class Registry:
     problems: list[Problem] = field(default_factory=list)
     lines: dict[str, int] = field(default_factory=dict)  # "metric:<id>" -> 1-based line
     text: str = ""
+    data_root_override: Path | None = None  # set by load_registry(data_root=...), e.g. a preview copy
     _sql_sources: dict[str, list[str]] = field(default_factory=dict, repr=False)  # sql file -> sources
 
     @property
@@ -61,13 +62,31 @@ class Registry:
         path = Path(relative)
         return str(path if path.is_absolute() else (self.root / path).resolve())
 
-    def resolve_source(self, relative: str) -> str:
-        """A source's path. Relative paths resolve against $CITYSTAT_DATA_ROOT when it is set
-        (extracts kept apart from the registry), else against the registry's folder."""
+    @property
+    def data_root(self) -> Path:
+        """The folder that holds the extracts: $CITYSTAT_DATA_ROOT when set (extracts kept apart
+        from the registry), else the registry's folder. Sources must lie inside it."""
+        if self.data_root_override is not None:
+            return self.data_root_override
         root = os.environ.get("CITYSTAT_DATA_ROOT")
-        if root and "://" not in relative and not Path(relative).is_absolute():
-            return str((Path(root).expanduser() / relative).resolve())
-        return self.resolve(relative)
+        return Path(os.path.abspath(Path(root).expanduser() if root else self.root))
+
+    def resolve_source(self, relative: str) -> str:
+        """A source's path: relative paths resolve against the data root; URLs are kept."""
+        if "://" in relative:
+            return relative
+        # normalised by text, not by following links: a data folder may be a link to a disk
+        return os.path.abspath(self.data_root / Path(relative).expanduser())
+
+    def source_outside_data_root(self, relative: str) -> bool:
+        """A local source path (or the fixed part of a glob) that leaves the data root."""
+        if "://" in relative:
+            return False
+        glob_at = re.search(r"[*?\[]", relative)
+        if glob_at and ".." in Path(relative[glob_at.start():]).parts:
+            return True  # a glob that climbs out after its wildcard
+        fixed = re.split(r"[*?\[]", self.resolve_source(relative), maxsplit=1)[0]
+        return not Path(fixed).is_relative_to(self.data_root)
 
     def sql_text(self, relative: str) -> str:
         return Path(self.resolve(relative)).read_text(encoding="utf-8")
@@ -151,8 +170,11 @@ def parse_yaml(text: str, file: str) -> Any:
         raise RegistryError(exc.problems) from None
 
 
-def load_registry(path: str | Path) -> Registry:
-    """Load and statically check a registry. Raises RegistryError only when nothing is usable."""
+def load_registry(path: str | Path, *, data_root: str | Path | None = None) -> Registry:
+    """Load and statically check a registry. Raises RegistryError only when nothing is usable.
+
+    `data_root` overrides where the extracts are (default: $CITYSTAT_DATA_ROOT, else the
+    registry's folder)."""
     path = Path(path).resolve()
     file = str(path)
     try:
@@ -174,7 +196,8 @@ def load_registry(path: str | Path) -> Registry:
     if city is None:
         raise RegistryError(problems)
 
-    registry = Registry(path=path, city=city, departments={}, sources={}, metrics={}, problems=problems, text=text)
+    registry = Registry(path=path, city=city, departments={}, sources={}, metrics={}, problems=problems, text=text,
+                        data_root_override=Path(os.path.abspath(data_root)) if data_root is not None else None)
     for kind, model, target in (("department", Department, registry.departments),
                                 ("source", Source, registry.sources),
                                 ("metric", Metric, registry.metrics)):
@@ -228,6 +251,9 @@ def _check_references(registry: Registry) -> None:
         problem = None
         if source.department and source.department not in registry.departments:
             problem = f"unknown department {source.department!r}"
+        elif source.path and registry.source_outside_data_root(source.path):
+            problem = (f"path {source.path!r} is outside the data folder {registry.data_root}: extracts must "
+                       "be inside it (set CITYSTAT_DATA_ROOT to the folder that holds them)")
         elif source.sql and not _inside(registry, source.sql):
             problem = f"query file {source.sql!r} must be inside the registry's folder"
         elif source.sql and not Path(registry.resolve(source.sql)).is_file():
