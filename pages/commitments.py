@@ -46,7 +46,7 @@ if not commitments:
     st.stop()
 sessions = {s.id: s for s in state.list_sessions()}
 table = pl.DataFrame([{
-    "id": c.id, "": "⚠️ OVERDUE" if c.is_overdue(overdue_on) else "",
+    "id": c.id, "": "OVERDUE" if c.is_overdue(overdue_on) else "",
     "What": c.what, "Owner": c.owner, "Due": c.due_date, "Status": c.status,
     "Department": departments.get(c.department, c.department),
     "KPI": registry.metrics[c.metric_id].title if c.metric_id in registry.metrics else (c.metric_id or ""),
@@ -59,7 +59,7 @@ st.markdown(f"**{len(commitments)}** commitment(s); {sum(c.is_overdue(overdue_on
 event = st.dataframe(table, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
                      key="table", column_config={"id": None})
 st.download_button("Download CSV", table.drop("").write_csv(), file_name="commitments.csv", mime="text/csv",
-                   icon="⬇️")
+                   icon=":material/download:")
 
 picked = event.selection.rows if event and event.selection else []
 chosen_id = table["id"][picked[0]] if picked else st.session_state.get("chosen")

@@ -52,7 +52,7 @@ st.dataframe(display_frame(health_table(report, freshness.future).drop("source_i
 st.markdown("#### Checks per source")
 for item in report:
     failed = [c for c in item.checks if not c.passed]
-    label = f"{'⚠️' if failed or item.error else '✅'} {item.title} — {len(item.checks) - len(failed)} of {len(item.checks)} passed"
+    label = f"{':material/warning:' if failed or item.error else ':material/check_circle:'} {item.title} — {len(item.checks) - len(failed)} of {len(item.checks)} passed"
     with st.expander(label):
         if item.error:
             st.error(item.error)

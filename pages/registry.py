@@ -13,7 +13,7 @@ from citystat.ui.widgets import open_metric
 require_role(Role.ANALYST)
 stat = city()
 registry = stat.registry
-STATE_ICONS = {"ok": "✅ ok", "warning": "⚠️ warning", "error": "❌ error"}
+STATE_ICONS = {"ok": "ok", "warning": "warning", "error": "error"}
 
 st.title("Registry")
 st.caption(f"{registry.path} · {len(registry.metrics)} metrics · {len(registry.sources)} sources. "
@@ -74,7 +74,7 @@ with sources_tab:
                                 "department", "sensitive", "publishable", "available"),
                  hide_index=True, width="stretch", key="source_table")
     for source in sources.iter_rows(named=True):
-        label = f"`{source['id']}` — {source['title']}" + ("" if source["available"] else " ❌ unavailable")
+        label = f"`{source['id']}` — {source['title']}" + ("" if source["available"] else " :material/error: unavailable")
         with st.expander(label):
             st.markdown(source["description"])
             st.caption(f"From `{source['location']}` · time column: `{source['time_column'] or '—'}` · "

@@ -23,7 +23,7 @@ from citystat.store import ConflictError
 from citystat.ui.context import city, current_user
 from citystat.ui.followup import calendar_note, commitment_rows, load_calendar_or_note, require_store
 from citystat.ui.guard import require_role
-from citystat.ui.widgets import HOW_SIGNAL, HOW_STATUS, data_notice, how_computed, status_chip
+from citystat.ui.widgets import HOW_SIGNAL, HOW_STATUS, data_notice, how_computed, status_badge, status_chip
 
 require_role(Role.STAFF)
 user = current_user()
@@ -98,7 +98,7 @@ def show_review(item) -> None:
              if r.commitment.metric_id in registry.metrics else "",
              "Note": r.commitment.note or ""} for r in item.review]
     st.dataframe(pl.DataFrame(rows), hide_index=True, width="stretch")
-    st.page_link("pages/commitments.py", label="Update these commitments", icon="✅")
+    st.page_link("pages/commitments.py", label="Update these commitments", icon=":material/task_alt:")
 
 
 def show_narrative(item) -> None:
@@ -232,7 +232,7 @@ def show_item(number: int, item, big: bool = False) -> None:
         st.markdown(f"*{'; '.join(item.reasons)}*")
         show_review(item)
         return
-    meta = f"{status_chip(item.status)} · {ASSURANCE_LABELS[item.assurance]}" + \
+    meta = f"{status_badge(item.status)} · {ASSURANCE_LABELS[item.assurance]}" + \
         f" · {SECTION_TITLES[item.section]} · *{'; '.join(item.reasons)}*"
     if department is None:
         meta += f" · {departments[item.department]}"
@@ -266,7 +266,7 @@ def show_item(number: int, item, big: bool = False) -> None:
     if item.open_commitments:
         st.markdown("**Open commitments on this KPI**")
         st.html("<ul>" + "".join(
-            f"<li>{'⚠️ OVERDUE · ' if com.is_overdue(session_date) else ''}{user_inline(com.what)} — "
+            f"<li>{'**OVERDUE** · ' if com.is_overdue(session_date) else ''}{user_inline(com.what)} — "
             f"<em>{user_inline(com.owner)}</em>, due {com.due_date:%d %b %Y}</li>"
             for com in item.open_commitments) + "</ul>")
     if not big:
@@ -320,7 +320,7 @@ data_notice(stat, [m for m in registry.metrics.values() if m.id in {i.metric_id 
 # Packet and memo first: they are what the analyst comes here for before and after the meeting.
 packet_key = ("packet", department, topic, session_date)
 actions = st.columns([2, 2, 3])
-if actions[0].button("Build packet", key="build_packet", icon="📄", type="primary",
+if actions[0].button("Build packet", key="build_packet", icon=":material/description:", type="primary",
                      help="The briefing packet (HTML and PDF) of this session: every agenda item with its chart."):
     bar = st.progress(0.0, text="Building the briefing packet…")
     steps = len(items) + 2
@@ -335,15 +335,15 @@ if actions[0].button("Build packet", key="build_packet", icon="📄", type="prim
 built = st.session_state.get("packet")
 if built and built[0] == packet_key:
     actions[0].download_button("Packet (PDF)", built[2], file_name=packet_filename(agenda, "packet", "pdf"),
-                               mime="application/pdf", icon="⬇️", key="packet_pdf")
+                               mime="application/pdf", icon=":material/download:", key="packet_pdf")
     actions[0].download_button("Packet (HTML)", built[1], file_name=packet_filename(agenda, "packet", "html"),
-                               mime="text/html", icon="⬇️", key="packet_html")
+                               mime="text/html", icon=":material/download:", key="packet_html")
 following = None
 if calendar is not None:
     series = calendar.for_department(department) if department else calendar.for_topic(topic)
     following = calendar.first_on_or_after(series, session_date + timedelta(days=1))
 followup = build_followup_html(stat, state, agenda, session, next_session=following)
-if actions[1].button("Follow-up memo", key="build_followup_pdf", icon="📝",
+if actions[1].button("Follow-up memo", key="build_followup_pdf", icon=":material/edit_note:",
                      help="Every commitment made at this session with owner and due date, and the data the next "
                           "session will read."):
     with st.spinner("Printing the memo…"):
@@ -351,9 +351,9 @@ if actions[1].button("Follow-up memo", key="build_followup_pdf", icon="📝",
 memo = st.session_state.get("followup_pdf")
 if memo and memo[0] == packet_key and memo[1] == followup:
     actions[1].download_button("Memo (PDF)", memo[2], file_name=packet_filename(agenda, "followup", "pdf"),
-                               mime="application/pdf", icon="⬇️", key="followup_pdf_download")
+                               mime="application/pdf", icon=":material/download:", key="followup_pdf_download")
 actions[1].download_button("Memo (HTML)", followup, file_name=packet_filename(agenda, "followup", "html"),
-                           mime="text/html", icon="⬇️", key="followup_html")
+                           mime="text/html", icon=":material/download:", key="followup_html")
 h = agenda.headline()
 actions[2].markdown(
     f"**{h['kpis']} KPIs** · {status_counts_text(i.status for i in agenda.kpi_items())} · "

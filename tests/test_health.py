@@ -63,7 +63,7 @@ def test_kpis_reading_a_stale_source_are_marked(small_city):
     stale = stale_sources(small_city, clock="data")
     registry = small_city.registry
     assert stale_sources_of(small_city, registry.metrics["old_readings"], stale) == ["old_feed"]
-    assert stale_marker(small_city, registry.metrics["old_readings"], stale) == "⚠ stale data: Old feed"
+    assert stale_marker(small_city, registry.metrics["old_readings"], stale) == "Stale data: Old feed"
     assert stale_marker(small_city, registry.metrics["requests_count"], stale) == ""
 
 
@@ -84,7 +84,7 @@ def test_quality_checks_count_nulls_ranges_duplicates_and_unexpected_values(smal
     assert checks[("allowed_values", "district")].passed     # nulls are not "unexpected"
     assert report["old_feed"].freshness.status == "stale"
     table = health_table(list(report.values()))
-    assert table.filter(pl.col("source_id") == "old_feed")["freshness"][0] == "🔴 stale"
+    assert table.filter(pl.col("source_id") == "old_feed")["freshness"][0] == "STALE"
 
 
 def test_check_on_a_missing_column_says_so(tmp_path):
@@ -138,7 +138,7 @@ def test_overview_and_metric_pages_mark_kpis_reading_a_stale_source(tmp_path, mo
     assert not at.exception, [e.message for e in at.exception]
     tables = [t.value for t in at.dataframe if "kpi" in t.value.columns]
     marked = {row["kpi"]: row.get("data", "") for t in tables for _, row in t.iterrows()}
-    assert marked["Old feed readings"] == "⚠ stale data: Old feed"
+    assert marked["Old feed readings"] == "Stale data: Old feed"
     assert marked["Requests received"] == ""
     at.query_params["metric"] = "old_readings"
     at.switch_page("pages/metric.py")

@@ -171,7 +171,7 @@ def stale_marker(stat: "CityStat", metric: Metric, stale: dict[str, Freshness]) 
     if not names:
         return ""
     titles = [stat.registry.sources[s].title or s for s in names]
-    return "⚠ stale data: " + ", ".join(titles)
+    return "Stale data: " + ", ".join(titles)
 
 
 # --- future-dated rows and the data's end ----------------------------------------------------------
@@ -454,7 +454,7 @@ def health_table(report: list[SourceHealth], future: dict[str, tuple[int, dateti
     from citystat.display.format import format_date, refresh_words
 
     future = future or {}
-    icons = {"fresh": "🟢 fresh", "late": "🟡 late", "stale": "🔴 stale", "unknown": "⚪ unknown"}
+    icons = {"fresh": "fresh", "late": "late", "stale": "STALE", "unknown": "unknown"}
     rows = []
     for item in report:
         change = item.row_change or {}
@@ -464,7 +464,7 @@ def health_table(report: list[SourceHealth], future: dict[str, tuple[int, dateti
             pct = change.get("pct_change")
             change_text = f"{change['change']:+,}" + (f" ({pct:+.1%})" if pct is not None else "")
             if change.get("shrank"):
-                change_text += " ⚠ shrank"
+                change_text += " (shrank)"
         failed = item.failed_checks
         rows.append({
             "source": item.title,
@@ -475,7 +475,7 @@ def health_table(report: list[SourceHealth], future: dict[str, tuple[int, dateti
             "lag": item.freshness.describe(),
             "rows": item.rows,
             "change_since_last_refresh": change_text,
-            "checks": ("⚠ " + item.error) if item.error else
+            "checks": ("Error: " + item.error) if item.error else
                       (f"{len(failed)} of {len(item.checks)} failed" if failed else f"all {len(item.checks)} passed"),
             "future_rows": (f"⚠ {future[item.source_id][0]:,} (latest {format_date(future[item.source_id][1])})"
                             if item.source_id in future else "none"),

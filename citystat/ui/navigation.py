@@ -8,22 +8,23 @@ import streamlit as st
 from citystat.auth import Role, User
 from citystat.config import PROJECT_ROOT
 
-# (section, file, title, icon, who may see it). A page file that is absent is skipped.
+# (section, file, title, icon, who may see it). Icons are Streamlit's Material icons (a font
+# Streamlit ships), never emoji, so they show where no colour-emoji font is installed. A page file that is absent is skipped.
 PAGES = [
-    ("Performance", "pages/overview.py", "Overview", "📊", Role.STAFF),
-    ("Performance", "pages/department.py", "Department", "🏛️", Role.STAFF),
-    ("Performance", "pages/metric.py", "Metric detail", "📈", Role.STAFF),
-    ("Stat sessions", "pages/session.py", "Stat session", "🗓️", Role.STAFF),
-    ("Stat sessions", "pages/commitments.py", "Commitments", "✅", Role.STAFF),
-    ("Results", "pages/providers.py", "Provider scorecards", "🏠", Role.STAFF),
-    ("Results", "pages/pay_for_success.py", "Pay for Success", "💵", Role.STAFF),
-    ("Results", "pages/experiments.py", "Experiments", "🧪", Role.STAFF),
-    ("Analysts", "pages/explore.py", "Explore", "🔎", Role.ANALYST),
-    ("Analysts", "pages/registry.py", "Registry", "📚", Role.ANALYST),
-    ("Data", "pages/data_health.py", "Data health", "🩺", Role.STAFF),
-    ("Data", "pages/alerts.py", "Alerts", "🚨", Role.STAFF),
-    ("Public", "pages/public.py", "City performance", "🌆", Role.PUBLIC),
-    ("Public", "pages/open_data.py", "Open data", "🗂️", Role.PUBLIC),
+    ("Performance", "pages/overview.py", "Overview", ":material/dashboard:", Role.STAFF),
+    ("Performance", "pages/department.py", "Department", ":material/account_balance:", Role.STAFF),
+    ("Performance", "pages/metric.py", "Metric detail", ":material/monitoring:", Role.STAFF),
+    ("Stat sessions", "pages/session.py", "Stat session", ":material/event:", Role.STAFF),
+    ("Stat sessions", "pages/commitments.py", "Commitments", ":material/task_alt:", Role.STAFF),
+    ("Results", "pages/providers.py", "Provider scorecards", ":material/home_work:", Role.STAFF),
+    ("Results", "pages/pay_for_success.py", "Pay for Success", ":material/payments:", Role.STAFF),
+    ("Results", "pages/experiments.py", "Experiments", ":material/science:", Role.STAFF),
+    ("Analysts", "pages/explore.py", "Explore", ":material/search:", Role.ANALYST),
+    ("Analysts", "pages/registry.py", "Registry", ":material/menu_book:", Role.ANALYST),
+    ("Data", "pages/data_health.py", "Data health", ":material/health_and_safety:", Role.STAFF),
+    ("Data", "pages/alerts.py", "Alerts", ":material/notifications:", Role.STAFF),
+    ("Public", "pages/public.py", "City performance", ":material/location_city:", Role.PUBLIC),
+    ("Public", "pages/open_data.py", "Open data", ":material/dataset:", Role.PUBLIC),
 ]
 
 
@@ -56,9 +57,9 @@ def pages_for(user: User) -> dict[str, list[st.Page]]:
                                                         default=first))
         first = False
     if first:
-        sections["CityStat"] = [st.Page(welcome_page, title="Welcome", icon="🏙️", url_path="welcome",
+        sections["CityStat"] = [st.Page(welcome_page, title="Welcome", icon=":material/location_city:", url_path="welcome",
                                         default=True)]
     if not user.local_mode and auth_configured():
         title = "Your account" if user.email else "Sign in"
-        sections["Account"] = [st.Page(account_page, title=title, icon="🔑", url_path="account")]
+        sections["Account"] = [st.Page(account_page, title=title, icon=":material/key:", url_path="account")]
     return sections

@@ -20,7 +20,7 @@ _inside = threading.local()
 
 
 def run_app() -> None:
-    st.set_page_config(page_title="CityStat", page_icon="📊", layout="wide")
+    st.set_page_config(page_title="CityStat", page_icon=":material/monitoring:", layout="wide")
     user = current_user()
     # Navigation first: until st.navigation runs, Streamlit would show its default list of page files.
     navigation = st.navigation(pages_for(user), position="sidebar", expanded=True)
@@ -35,7 +35,7 @@ def run_app() -> None:
         st.caption(f"**{stat.registry.city.name}** · CityStat")
         if user.local_mode:
             st.info("Single-user local mode: sign-in is not configured, so you have every role. "
-                    "See docs/SECURITY.md to turn sign-in on.", icon="🔓")
+                    "See docs/SECURITY.md to turn sign-in on.", icon=":material/lock_open:")
         else:
             st.caption(f"Signed in as {user.name}" if user.is_staff or user.email else "Not signed in")
             account_controls(user, key="sidebar")

@@ -93,9 +93,9 @@ def account_controls(user: User, *, key: str = "account") -> None:
     if user.local_mode or not auth_configured():
         return
     if not _claims().get("is_logged_in"):
-        st.button("Sign in", key=f"{key}_sign_in", icon="🔑", on_click=sign_in, type="primary")
+        st.button("Sign in", key=f"{key}_sign_in", icon=":material/login:", on_click=sign_in, type="primary")
     else:
-        st.button("Sign out", key=f"{key}_sign_out", icon="🚪", on_click=sign_out)
+        st.button("Sign out", key=f"{key}_sign_out", icon=":material/logout:", on_click=sign_out)
 
 
 def account_page() -> None:

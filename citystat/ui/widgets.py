@@ -12,19 +12,23 @@ from citystat.core.periods import period_end, period_label
 from citystat.core.status import STATUS_LABELS, Status
 from citystat.kpis.frames import OverviewRow, overview_table
 
+# Status is always said in words; in Markdown the words sit in a coloured badge with a Material
+# icon (a font Streamlit ships), never an emoji, so nothing depends on colour or on an emoji font.
 STATUS_ICONS = {
-    Status.ON_TRACK: "🟢",
-    Status.AT_RISK: "🟡",
-    Status.OFF_TRACK: "🔴",
-    Status.NO_DATA: "⚪",
-    Status.NO_TARGET: "⚫",
+    Status.ON_TRACK: ":material/check_circle:",
+    Status.AT_RISK: ":material/warning:",
+    Status.OFF_TRACK: ":material/cancel:",
+    Status.NO_DATA: ":material/help:",
+    Status.NO_TARGET: ":material/visibility:",
 }
+STATUS_BADGE_COLOURS = {Status.ON_TRACK: "green", Status.AT_RISK: "orange", Status.OFF_TRACK: "red",
+                        Status.NO_DATA: "gray", Status.NO_TARGET: "gray"}
 GRAIN_NAMES = {"day": "Day", "week": "Week", "month": "Month", "quarter": "Quarter", "fiscal_year": "Fiscal year"}
 
 HOW_STATUS = (
     "**Status** compares the period's value with the target in force for that period: "
-    "🟢 on track = meets the target; 🟡 at risk = misses it by at most 10 % of the target (or the "
-    "metric's own band); 🔴 off track = further off; ⚪ not enough data; ⚫ watched, no target. "
+    "*on track* = meets the target; *at risk* = misses it by at most 10 % of the target (or the "
+    "metric's own band); *off track* = further off; *not enough data*; *no target* = watched only. "
     "Direction matters: for a 'lower is better' KPI, meeting the target means at or below it."
 )
 HOW_SIGNAL = (
@@ -56,8 +60,14 @@ HOW_CITYSCORE = (
 
 
 def status_chip(status: str) -> str:
+    """The status in words, for tables and metric cards: "On track"."""
+    return STATUS_LABELS[Status(status)]
+
+
+def status_badge(status: str) -> str:
+    """The status for Markdown: its words in a coloured badge with an icon."""
     status = Status(status)
-    return f"{STATUS_ICONS[status]} {STATUS_LABELS[status]}"
+    return f":{STATUS_BADGE_COLOURS[status]}-badge[{STATUS_ICONS[status]} {STATUS_LABELS[status]}]"
 
 
 def as_of_picker(stat: CityStat, key: str = "as_of", grain: str = "week") -> date:
@@ -165,7 +175,7 @@ def problems_banner(stat: CityStat) -> None:
     problems = [p for p in stat.problems() if p.severity == "error"]
     if problems:
         st.warning(f"{len(problems)} registry or data problem(s): the affected KPIs are left out and "
-                   "everything else is shown. See **Data health** for details.", icon="⚠️")
+                   "everything else is shown. See **Data health** for details.", icon=":material/warning:")
 
 
 def problems_notice(problems, left_out: str) -> None:
