@@ -9,6 +9,7 @@ from citystat.results.abtest import format_p
 from citystat.results.data import experiment_results
 from citystat.results.report import effect_chart
 from citystat.ui.context import city
+from citystat.ui.charts import show_chart
 from citystat.ui.guard import require_role
 from citystat.ui.widgets import problems_notice
 
@@ -74,9 +75,10 @@ cards[1].metric("95 % confidence interval",
 cards[2].metric("p-value", format_p(result.p_value), border=True,
                 help=f"Chance of a difference at least this large if the change did nothing. "
                      f"Below {experiment.alpha:g} counts as significant.")
-st.altair_chart(effect_chart(result, minimum_effect=experiment.minimum_detectable_effect
-                             * (1 if experiment.direction == "higher" else -1), unit=experiment.unit),
-                width="stretch", height=170)
+show_chart(effect_chart(result, minimum_effect=experiment.minimum_detectable_effect
+                        * (1 if experiment.direction == "higher" else -1), unit=experiment.unit),
+           "The estimated effect with its 95 % confidence interval against zero and the smallest effect "
+           "worth detecting; the cards above give the same figures.", width="stretch", height=170)
 
 st.subheader("Was the sample large enough?")
 mde = (f"{experiment.minimum_detectable_effect * 100:g} percentage points" if proportion
@@ -113,4 +115,4 @@ log = data.log.select(
 st.dataframe(log, hide_index=True, width="stretch",
              column_config={"Verdict": st.column_config.TextColumn(width="large")})
 st.download_button("Download the log (CSV)", data.log.write_csv(), file_name="what_works_log.csv",
-                   mime="text/csv", icon="⬇️", on_click="ignore")
+                   mime="text/csv", icon=":material/download:", on_click="ignore")

@@ -260,10 +260,10 @@ with main:
                 if promotion:
                     draft, preview = promotion
                     st.markdown("**Entry for metrics.yaml**")
-                    st.code(draft.yaml_text, language="yaml")
+                    st.code(draft.yaml_text, language="yaml", wrap_lines=True)
                     if draft.sql_path:
                         st.markdown(f"**{draft.sql_path}**")
-                        st.code(draft.sql_text, language="sql")
+                        st.code(draft.sql_text, language="sql", wrap_lines=True)
                     for problem in preview.problems:
                         (st.error if problem.severity == "error" else st.warning)(f"{problem.severity}: {problem.message}")
                     if preview.ok:

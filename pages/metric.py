@@ -4,7 +4,7 @@ import polars as pl
 import streamlit as st
 
 from citystat.auth import Role
-from citystat.display.charts import breakdown_chart, trend_chart
+from citystat.display.charts import breakdown_chart, trend_chart, trend_summary, trend_table
 from citystat.display.format import (N_HELP, delta_colour, display_frame, format_value, human_label,
                                      metric_delta)
 from citystat.kpis.frames import assurance_label, assurance_sentence, explain_change, signal_sentence
@@ -14,6 +14,7 @@ from citystat.core.periods import period_end, period_label
 from citystat.kpis.rollup import metric_sql
 from citystat.ui.context import annotations_for, city
 from citystat.ui.followup import followup_section
+from citystat.ui.charts import show_chart
 from citystat.ui.guard import require_role
 from citystat.ui.widgets import GRAIN_NAMES, data_notice, HOW_SIGNAL, HOW_STATUS, HOW_TARGETS, how_computed, status_chip
 
@@ -87,8 +88,11 @@ if current["centre"] is not None:
                f"{format_value(current['centre'], unit)}. Values inside them are routine variation.")
 
 annotations = [(change.date, change.note) for change in metric.process_changes] + annotations_for(metric_id)
-st.altair_chart(trend_chart(frame, title=f"{metric.title} by {GRAIN_NAMES[grain].lower()}", unit=unit,
-                            annotations=annotations, height=320), width="stretch", height=420)
+columns, rows = trend_table(frame, unit=unit)
+show_chart(trend_chart(frame, title=f"{metric.title} by {GRAIN_NAMES[grain].lower()}", unit=unit,
+                       annotations=annotations, height=320),
+           trend_summary(frame, title=metric.title, unit=unit, grain=grain), columns=columns, rows=rows,
+           table_label="Data table (newest first)", width="stretch", height=420)
 
 followup_section(stat, [metric_id], on=period_end(as_of, grain, fy) + timedelta(days=1),
                  heading="Commitments and the story behind the curve")
@@ -107,7 +111,9 @@ if metric.dimensions:
                 if explained is not None:
                     st.markdown(explained.sentence)
             left, right = st.columns([3, 2])
-            left.altair_chart(breakdown_chart(table, dimension=dimension, unit=unit), width="stretch")
+            show_chart(breakdown_chart(table, dimension=dimension, unit=unit),
+                       f"{metric.title} by {dimension.replace('_', ' ')}, {table.height} values; "
+                       "the table beside the chart lists them.", where=left, width="stretch")
             right.dataframe(
                 display_frame(table.select("dimension_value", "value", "prior_value", "change", "n"),
                               headers={"dimension_value": human_label(dimension), "change": "Its own change"},
@@ -130,7 +136,7 @@ st.dataframe(display_frame(frame.select(data_columns).reverse().with_columns(
              hide_index=True, width="stretch")
 st.caption(N_HELP + " The CSV holds every column, unrounded.")
 st.download_button("Download CSV", frame.write_csv(), file_name=f"{metric_id}_{grain}.csv", mime="text/csv",
-                   icon="⬇️")
+                   icon=":material/download:")
 
 st.subheader("Definition")
 targets = pl.DataFrame([{"From": t.from_, "Target": t.value, "Note": t.note or ""}
@@ -140,7 +146,7 @@ if targets is not None:
 st.markdown(f"Computed as a **{metric.kind}**"
             + (f" over source `{metric.source}`" if metric.source else "")
             + (f"; dimensions: {', '.join(metric.dimensions)}" if metric.dimensions else "") + ".")
-st.code(metric_sql(registry, metric, grain), language="sql")
+st.code(metric_sql(registry, metric, grain), language="sql", wrap_lines=True)
 how_computed(HOW_STATUS, HOW_TARGETS, HOW_SIGNAL,
              "Partial periods at either end of the data are left out. Rates are numerator ÷ denominator "
              "within the period; the CSV holds both so every value can be checked.")

@@ -37,8 +37,8 @@ for entry in entries:
                     f"**Data to:** {ends} · expected to be updated {refresh_words(entry.source.refresh)}")
         if entry.source.id in late:
             st.warning(f"Late: this data should be updated {refresh_words(entry.source.refresh)}, but the newest "
-                       f"record is from {ends}.", icon="⏰")
-        st.caption(f"Licence: [{entry.license}]({entry.license})"
+                       f"record is from {ends}.", icon=":material/schedule:")
+        st.markdown(f"Licence: [{entry.license}]({entry.license})"
                    + (" · Published as suppressed monthly counts (data about people)." if entry.aggregated else ""))
         with st.expander("Data dictionary"):
             st.dataframe(display_frame(pl.DataFrame([{"Column": f["name"], "Type": f.get("type", ""),
@@ -49,7 +49,7 @@ for entry in entries:
             column.download_button(
                 f"Download {fmt.upper()}", data=lambda i=entry.id, f=fmt: download_bytes(stat, i, f),
                 file_name=file_name(entry.id, fmt), mime=MEDIA_TYPES[fmt], key=f"dl_{entry.id}_{fmt}",
-                on_click="ignore", icon="⬇️")
+                on_click="ignore", icon=":material/download:")
 
 st.subheader("Catalog for machines")
 try:

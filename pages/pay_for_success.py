@@ -11,6 +11,7 @@ from citystat.results.data import pfs_results
 from citystat.results.pfs import payment_schedule
 from citystat.results.report import payment_chart
 from citystat.ui.context import city
+from citystat.ui.charts import show_chart
 from citystat.ui.guard import require_role
 from citystat.ui.widgets import problems_notice
 
@@ -106,9 +107,10 @@ else:
                     if outcome.price_per_unit is not None else "tiered payments")
             st.caption(f"Payment rule: {rule}. Control group level {level(outcome, now.control_value)}; "
                        f"{now.treatment_n:,} treatment participants evaluated.")
-            st.altair_chart(payment_chart(schedule, cap=contract.payment_cap, achieved=now.relative_effect,
-                                          title=f"{outcome.title}: payment by improvement on the control group"),
-                            width="stretch", height=340)
+            show_chart(payment_chart(schedule, cap=contract.payment_cap, achieved=now.relative_effect,
+                                     title=f"{outcome.title}: payment by improvement on the control group"),
+                       f"{outcome.title}: the payment due at each level of improvement on the control group; "
+                       "the table below lists it.", width="stretch", height=340)
             st.dataframe(schedule.select(
                 pl.col("relative_effect").map_elements(lambda v: f"{v:.1%}", return_dtype=pl.String)
                 .alias("Improvement"),

@@ -11,8 +11,10 @@ from citystat.display.report import html_to_pdf
 from citystat.results.data import provider_results, provider_trend, side_by_side
 from citystat.results.report import (HOW_ADJUSTED, HOW_FLAG, HOW_OE, build_provider_report_html, fmt,
                                      flag_text, month_label, oe_compare_chart, oe_text, oe_trend_chart,
-                                     rank_change_text, report_filename, value_trend_chart)
+                                     oe_trend_summary, rank_change_text, report_filename, value_trend_chart,
+                                     value_trend_summary)
 from citystat.ui.context import city
+from citystat.ui.charts import show_chart
 from citystat.ui.guard import require_role
 from citystat.ui.widgets import problems_notice
 
@@ -105,8 +107,9 @@ else:
                "(its clients are harder to serve than most), ▼ moved it down.")
     if table.get_column("oe_ratio").drop_nulls().len():
         # an explicit height: without it Streamlit drew layered charts at about a quarter height
-        st.altair_chart(oe_compare_chart(table, title="Observed ÷ expected by provider (1 = as expected)"),
-                        width="stretch", height=34 * table.height + 110)
+        show_chart(oe_compare_chart(table, title="Observed ÷ expected by provider (1 = as expected)"),
+                   f"Observed ÷ expected with its 95 % interval for each of the {table.height} providers; "
+                   "the table above lists the same figures.", width="stretch", height=34 * table.height + 110)
 
 st.divider()
 st.subheader("A provider month by month")
@@ -126,11 +129,12 @@ for tab, m in zip(tabs, contract.metrics):
             st.info("No month has data for this metric yet.")
             continue
         latest = trend.row(-1, named=True)
-        st.altair_chart(value_trend_chart(trend, title=f"{m.title}: raw and adjusted", unit=m.unit,
-                                          target=m.target), width="stretch", height=300)
+        show_chart(value_trend_chart(trend, title=f"{m.title}: raw and adjusted", unit=m.unit, target=m.target),
+                   value_trend_summary(trend, title=m.title, unit=m.unit, target=m.target), width="stretch",
+                   height=300)
         if trend.get_column("oe_ratio").drop_nulls().len():
-            st.altair_chart(oe_trend_chart(trend, title="Observed ÷ expected with 95 % interval (1 = as expected)"),
-                            width="stretch", height=280)
+            show_chart(oe_trend_chart(trend, title="Observed ÷ expected with 95 % interval (1 = as expected)"),
+                       oe_trend_summary(trend, title=m.title), width="stretch", height=280)
         st.caption(f"Latest month with data: {month_label(latest['month'])}: raw {fmt(latest['raw_value'], m.unit)}, "
                    f"adjusted {fmt(latest['adjusted_value'], m.unit)}, O/E "
                    f"{oe_text(latest['oe_ratio'], latest['ci_low'], latest['ci_high'])}, "
@@ -152,8 +156,8 @@ def _html() -> str:
 
 buttons = st.columns(2)
 buttons[0].download_button("Report (HTML)", _html, file_name=report_filename(provider, report_month, "html"),
-                           mime="text/html", icon="⬇️", on_click="ignore", key="report_html")
+                           mime="text/html", icon=":material/download:", on_click="ignore", key="report_html")
 buttons[1].download_button("Report (PDF)", lambda: html_to_pdf(_html()),
                            file_name=report_filename(provider, report_month, "pdf"),
-                           mime="application/pdf", icon="⬇️", on_click="ignore", key="report_pdf")
+                           mime="application/pdf", icon=":material/download:", on_click="ignore", key="report_pdf")
 st.caption(f"Risk models fitted in {results.seconds:.1f} s; kept until the extracts or contracts.yaml change.")

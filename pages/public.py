@@ -7,9 +7,11 @@ commitments, owners, non-public sources) is read here.
 
 import streamlit as st
 
-from citystat.publish.public import public_chart, public_city_score, public_data_note, public_kpis
+from citystat.publish.public import (public_chart, public_chart_summary, public_city_score, public_data_note,
+                                     public_kpis, public_trend_rows)
 from citystat.auth import Role
 from citystat.ui.context import city
+from citystat.ui.charts import show_chart
 from citystat.ui.guard import require_role
 
 require_role(Role.PUBLIC)  # also puts a deep-linked first visit inside the app's shell
@@ -48,8 +50,10 @@ for department in departments:
                 if kpi.stale:
                     st.warning(kpi.stale)
                 if kpi.privacy_note:
-                    st.caption(f"🔒 {kpi.privacy_note}")
+                    st.caption(f":material/lock: {kpi.privacy_note}")
             with right:
                 if kpi.trend.height:
-                    st.altair_chart(public_chart(kpi), width="stretch")
+                    columns, rows = public_trend_rows(kpi)
+                    show_chart(public_chart(kpi), public_chart_summary(kpi), columns=columns, rows=rows,
+                               width="stretch")
 st.caption("Data you can download: see **Open data**.")

@@ -45,11 +45,11 @@ STATUS_PHRASES = {
     Status.NO_TARGET: "watched, with no target",
 }
 STATUS_BADGES = {
-    Status.ON_TRACK: "🟢 On track",
-    Status.AT_RISK: "🟡 Nearly there",
-    Status.OFF_TRACK: "🔴 Not on track",
-    Status.NO_DATA: "⚪ Not enough data",
-    Status.NO_TARGET: "⚫ No target",
+    Status.ON_TRACK: "On track",
+    Status.AT_RISK: "Nearly there",
+    Status.OFF_TRACK: "Not on track",
+    Status.NO_DATA: "Not enough data",
+    Status.NO_TARGET: "No target",
 }
 SUPPRESSED_TEXT = "not shown (too few people to publish)"
 
@@ -135,7 +135,7 @@ def _stale_text(stat: "CityStat", metric: Metric, stale: dict[str, "Freshness"])
         last = lasts.get(s)
         parts.append(f"{(source.title or s).lower()} should be updated {refresh_words(source.refresh)} but its "
                      f"newest data is from {format_date(last.date()) if last else 'an unknown date'}")
-    return f"⚠ The data behind this measure is out of date ({'; '.join(parts)}), so the latest figures may be missing."
+    return f"The data behind this measure is out of date ({'; '.join(parts)}), so the latest figures may be missing."
 
 
 def public_data_note(stat: "CityStat") -> str:
@@ -233,3 +233,23 @@ def public_chart(kpi: PublicKpi) -> alt.LayerChart:
         layers.append(base.mark_line(strokeDash=[6, 4], color="#333333").encode(
             y="target:Q", tooltip=[alt.Tooltip("target:Q", title="Target", format=fmt)]))
     return alt.layer(*layers).properties(height=160)
+
+
+def public_chart_summary(kpi: PublicKpi) -> str:
+    """The public chart's text alternative, in the page's plain words: "Potholes repaired on
+    time, Week of 18 May 2026 to Week of 9 Nov 2026: 88.3% in the latest period (Week of
+    9 Nov 2026), target 85.0%."."""
+    trend = kpi.trend.sort("period_start")
+    if trend.is_empty():
+        return f"{kpi.title}: no data to chart."
+    labels = trend.get_column("label").to_list()
+    return (f"{kpi.title}, {labels[0]} to {labels[-1]}: {kpi.value_text} in the latest period ({kpi.period})"
+            + (f", target {kpi.target_text}" if kpi.target_text else "") + ".")
+
+
+def public_trend_rows(kpi: PublicKpi) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """The public chart's data as (columns, rows), newest first; hidden values say so."""
+    rows = [(row["label"], SUPPRESSED_TEXT if row["value"] is None and kpi.privacy_note else format_value(row["value"], kpi.unit),
+             format_value(row["target"], kpi.unit) if row["target"] is not None else "")
+            for row in kpi.trend.sort("period_start", descending=True).iter_rows(named=True)]
+    return ["Period", "Value", "Target"], rows

@@ -1,0 +1,49 @@
+"""Charts on screen with their text alternative (WCAG 1.1.1): every chart is drawn with a
+one-sentence summary under it and, where the page does not already show the numbers next to
+it, its data in a table inside an expander."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import polars as pl
+import streamlit as st
+
+
+def show_chart(chart: Any, summary: str, *, columns: Sequence[str] | None = None,
+               rows: Sequence[Sequence[Any]] | None = None, table_label: str = "Data table",
+               where: Any = None, **altair_kwargs) -> None:
+    """Draw ``chart`` with ``summary`` as its text alternative and caption, and (given
+    ``columns`` and ``rows``) the data as a table in an expander.
+
+    The chart's own SVG marks are hidden from assistive technology (``aria: false`` on every
+    mark) and the chart carries the summary as its description: a screen reader hears one
+    sentence, then can open the table, instead of a list of unlabeled points.
+    """
+    where = where if where is not None else st
+    if not summary or not summary.strip():
+        raise ValueError("every chart needs a one-sentence summary as its text alternative")
+    spec = quiet_marks(chart.to_dict())
+    spec["description"] = summary
+    where.vega_lite_chart(spec, **altair_kwargs)
+    where.caption(summary)
+    if columns is not None and rows is not None:
+        with where.expander(table_label):
+            st.dataframe(pl.DataFrame([list(r) for r in rows], schema=list(columns), orient="row",
+                                      infer_schema_length=None),
+                         hide_index=True, width="stretch")
+
+
+def quiet_marks(spec: Any) -> Any:
+    """A Vega-Lite spec with ``aria: false`` on every mark (Vega's config-level ``aria`` does
+    not reach the mark containers of layered charts, which then lack a name)."""
+    if isinstance(spec, dict):
+        out = {k: quiet_marks(v) for k, v in spec.items()}
+        if "mark" in out:
+            mark = out["mark"]
+            out["mark"] = {**(mark if isinstance(mark, dict) else {"type": mark}), "aria": False}
+        return out
+    if isinstance(spec, list):
+        return [quiet_marks(v) for v in spec]
+    return spec
