@@ -209,7 +209,7 @@ class Folder(Protocol):
     location: str
 
     def read_bytes(self, name: str) -> bytes | None: ...
-    def write_bytes(self, name: str, data: bytes) -> None: ...
+    def write_bytes(self, name: str, data: bytes, content_type: str | None = None) -> None: ...
     def delete(self, name: str) -> None: ...
 
 
@@ -233,8 +233,9 @@ class LocalFolder:
         except OSError as exc:
             raise ObjectStoreError(f"cannot read {Path(self.location) / name}: {exc.strerror}") from None
 
-    def write_bytes(self, name: str, data: bytes) -> None:
+    def write_bytes(self, name: str, data: bytes, content_type: str | None = None) -> None:
         try:
+            (Path(self.location) / name).parent.mkdir(parents=True, exist_ok=True)
             atomic_write(Path(self.location) / name, data)
         except OSError as exc:
             raise ObjectStoreError(f"cannot write {Path(self.location) / name}: {exc.strerror}") from None
@@ -262,10 +263,11 @@ class S3Folder:
         except Exception as exc:
             raise ObjectStoreError(f"cannot read s3://{bucket}/{key}: {_describe(exc)}") from None
 
-    def write_bytes(self, name: str, data: bytes) -> None:
+    def write_bytes(self, name: str, data: bytes, content_type: str | None = None) -> None:
         bucket, key = self._key(name)
+        extra = {"ContentType": content_type} if content_type else {}
         try:  # one PUT is atomic: readers see the old object or the new one
-            self.settings.client().put_object(Bucket=bucket, Key=key, Body=data)
+            self.settings.client().put_object(Bucket=bucket, Key=key, Body=data, **extra)
         except Exception as exc:
             raise ObjectStoreError(f"cannot write s3://{bucket}/{key}: {_describe(exc)}") from None
 
