@@ -11,7 +11,7 @@ import polars as pl
 import streamlit as st
 
 from citystat.auth import PermissionDenied, Role
-from citystat.display.charts import trend_chart
+from citystat.display.charts import trend_chart, trend_summary, trend_table
 from citystat.display.safetext import user_inline, user_markdown
 from citystat.core.assurance import ASSURANCE_LABELS
 from citystat.display.format import delta_colour, metric_delta, status_counts_text
@@ -22,6 +22,7 @@ from citystat.session.packet import (CONTRIBUTION_HEADERS, breakdown_text, build
 from citystat.store import ConflictError
 from citystat.ui.context import city, current_user
 from citystat.ui.followup import calendar_note, commitment_rows, load_calendar_or_note, require_store
+from citystat.ui.charts import show_chart
 from citystat.ui.guard import require_role
 from citystat.ui.widgets import HOW_SIGNAL, HOW_STATUS, data_notice, how_computed, status_badge, status_chip
 
@@ -250,8 +251,11 @@ def show_item(number: int, item, big: bool = False) -> None:
         delta = metric_delta(c.get(key), item.unit, item.direction)
         card.metric(label, shown, delta=delta, delta_color=colour, border=True)
     if item.frame is not None and item.frame.height:
-        st.altair_chart(trend_chart(item.frame, title=item.title, unit=item.unit, annotations=list(item.annotations),
-                                    height=460 if big else 380), width="stretch")
+        columns, rows = trend_table(item.frame, unit=item.unit)
+        show_chart(trend_chart(item.frame, title=item.title, unit=item.unit, annotations=list(item.annotations),
+                               height=460 if big else 380),
+                   trend_summary(item.frame, title=item.title, unit=item.unit, grain=item.grain),
+                   columns=columns, rows=rows, table_label="Data table (newest first)", width="stretch")
     st.markdown(f"**Signal:** {item.signal_text}")
     st.caption(f"Natural process limits {numbers['Natural process limits']}")
     if item.breakdown is not None:
@@ -266,7 +270,7 @@ def show_item(number: int, item, big: bool = False) -> None:
     if item.open_commitments:
         st.markdown("**Open commitments on this KPI**")
         st.html("<ul>" + "".join(
-            f"<li>{'**OVERDUE** · ' if com.is_overdue(session_date) else ''}{user_inline(com.what)} — "
+            f"<li>{'<strong>OVERDUE</strong> · ' if com.is_overdue(session_date) else ''}{user_inline(com.what)} — "
             f"<em>{user_inline(com.owner)}</em>, due {com.due_date:%d %b %Y}</li>"
             for com in item.open_commitments) + "</ul>")
     if not big:
