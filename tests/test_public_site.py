@@ -89,7 +89,7 @@ def test_site_shows_the_same_sentences_as_the_streamlit_page(site, city):
     for sentence in sentences:
         assert f"<p>{sentence}</p>" in index
     # the stale KPI carries its notice; freshness is stated
-    assert "out of date" in index and "Data as of Sunday 01 March 2026" in index
+    assert "out of date" in index and "Figures use city data up to Sun 1 Mar 2026." in index
 
 
 def test_site_leaks_nothing_internal_and_no_small_cell(site):

@@ -477,7 +477,7 @@ def health_table(report: list[SourceHealth], future: dict[str, tuple[int, dateti
             "change_since_last_refresh": change_text,
             "checks": ("Error: " + item.error) if item.error else
                       (f"{len(failed)} of {len(item.checks)} failed" if failed else f"all {len(item.checks)} passed"),
-            "future_rows": (f"⚠ {future[item.source_id][0]:,} (latest {format_date(future[item.source_id][1])})"
+            "future_rows": (f"{future[item.source_id][0]:,} (latest {format_date(future[item.source_id][1])})"
                             if item.source_id in future else "none"),
         })
     return pl.DataFrame(rows, schema_overrides={"rows": pl.Int64})

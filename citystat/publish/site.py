@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING
 
 from citystat.display.report import chart_svg, figure_html, render_template, table_html
 from citystat.publish.catalog import catalog_entries, file_name, write_catalog
-from citystat.publish.public import (PublicKpi, public_chart, public_chart_summary, public_city_score, public_kpis,
-                                     public_trend_rows)
+from citystat.publish.public import (PublicKpi, public_chart, public_chart_summary, public_city_score,
+                                     public_data_note, public_kpis, public_trend_rows)
 
 if TYPE_CHECKING:
     from citystat.api import CityStat
@@ -67,10 +67,8 @@ def kpi_figure(kpi: PublicKpi, render_svg: Callable = chart_svg) -> str:
 
 def _common(stat: "CityStat", published: datetime) -> dict:
     registry = stat.registry
-    last = stat.rollup.last_data_day()
     return {"city": registry.city.name, "contact": registry.city.contact_email or "",
-            "data_as_of": f"{last:%A %d %B %Y}" if last else "no data yet",
-            "published": f"{published:%d %B %Y, %H:%M} UTC"}
+            "data_note": public_data_note(stat), "published": f"{published:%d %B %Y, %H:%M} UTC"}
 
 
 def index_html(stat: "CityStat", published: datetime) -> str:
