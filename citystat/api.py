@@ -143,7 +143,7 @@ class CityStat:
                 raise
             # keep serving the last consistent rollup (under its own fingerprint: the next
             # sync tries again) and say why the numbers are not the newest
-            return dataclasses.replace(previous, problems=[Problem(
+            return dataclasses.replace(previous, how="previous", problems=[Problem(
                 str(self.registry_path), None, "rollup", f"{exc}; showing the previous numbers",
                 severity="warning")] + [p for p in previous.problems if p.entry != "rollup"])
         if self.use_disk_cache:

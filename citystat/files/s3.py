@@ -23,13 +23,15 @@ import fnmatch
 import hashlib
 import json
 import os
+import re
+import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Protocol
 from urllib.parse import urlparse
 
-from citystat.files.local import atomic_write, expand
+from citystat.files.local import STALE_TEMP_SECONDS, TEMP_PREFIX, atomic_write, expand
 
 WILDCARDS = "*?["
 
@@ -211,6 +213,7 @@ class Folder(Protocol):
     def read_bytes(self, name: str) -> bytes | None: ...
     def write_bytes(self, name: str, data: bytes, content_type: str | None = None) -> None: ...
     def delete(self, name: str) -> None: ...
+    def ages(self) -> dict[str, float]: ...  # name -> seconds since last written, for the folder's files
 
 
 def folder_at(location: str | os.PathLike, settings: S3Settings | None = None) -> "Folder":
@@ -242,6 +245,23 @@ class LocalFolder:
 
     def delete(self, name: str) -> None:
         (Path(self.location) / name).unlink(missing_ok=True)
+
+    def ages(self) -> dict[str, float]:
+        now = time.time()
+        found = {}
+        try:
+            entries = list(Path(self.location).iterdir())
+        except FileNotFoundError:
+            return found
+        except OSError as exc:
+            raise ObjectStoreError(f"cannot list {self.location}: {exc.strerror}") from None
+        for entry in entries:
+            try:
+                if entry.is_file():
+                    found[entry.name] = now - entry.stat().st_mtime
+            except OSError:
+                continue
+        return found
 
 
 @dataclass
@@ -278,6 +298,20 @@ class S3Folder:
         except Exception as exc:
             raise ObjectStoreError(f"cannot delete s3://{bucket}/{key}: {_describe(exc)}") from None
 
+    def ages(self) -> dict[str, float]:
+        bucket, prefix = self._key("")
+        found = {}
+        try:
+            pages = self.settings.client().get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=prefix, Delimiter="/")
+            now = datetime.now(timezone.utc)
+            for page in pages:
+                for item in page.get("Contents", []):
+                    found[item["Key"][len(prefix):]] = (now - item["LastModified"]).total_seconds()
+        except Exception as exc:
+            raise ObjectStoreError(f"cannot list s3://{bucket}/{prefix}: {_describe(exc)}") from None
+        return found
+
 
 POINTER = "latest.json"
 
@@ -296,12 +330,19 @@ def read_pointer(folder: Folder) -> dict | None:
     return pointer
 
 
-def publish(folder: Folder, files: dict[str, bytes], pointer: dict, keep: int = 5) -> dict:
+PUBLISHED_FILE = re.compile(r"^(rollup|extents|problems|meta)-.+\.(parquet|json)$")
+
+
+def publish(folder: Folder, files: dict[str, bytes], pointer: dict, keep: int = 5,
+            stale_after: float = STALE_TEMP_SECONDS) -> dict:
     """Write `files`, then the pointer LAST (so readers never follow it to missing files).
 
     The pointer keeps a `history` of published file sets, newest first; sets older than the
     `keep` newest are deleted (a replica still reading one of them gets a clear error and
-    simply keeps its current rollup until its next check).
+    simply keeps its current rollup until its next check). So are the leftovers of refreshes
+    killed before their pointer: temporary `.tmp-*` files and rollup files no pointer names,
+    once older than `stale_after` seconds (younger ones may belong to a refresh still running).
+    The returned pointer lists them under `removed` (not written).
     """
     for name, data in files.items():
         folder.write_bytes(name, data)
@@ -311,8 +352,15 @@ def publish(folder: Folder, files: dict[str, bytes], pointer: dict, keep: int = 
     pointer = {**pointer, "files": sorted(files), "history": history[:keep]}
     folder.write_bytes(POINTER, json.dumps(pointer, indent=2, default=str).encode())
     still_used = {name for h in history[:keep] for name in h.get("files", [])}
+    removed = []
     for old in history[keep:]:
         for name in old.get("files", []):
             if name not in still_used:
                 folder.delete(name)
-    return pointer
+                removed.append(name)
+    for name, age in sorted(folder.ages().items()):
+        leftover = name.startswith(TEMP_PREFIX) or (PUBLISHED_FILE.match(name) and name not in still_used)
+        if leftover and name not in removed and age >= stale_after:
+            folder.delete(name)
+            removed.append(name)
+    return {**pointer, "removed": removed}

@@ -21,7 +21,7 @@ from typing import Callable
 import polars as pl
 
 from citystat import config
-from citystat.files.local import atomic_write
+from citystat.files.local import atomic_write, clean_temporaries
 from citystat.files.s3 import ObjectStoreError, folder_at, is_s3, read_pointer
 from citystat.registry.loader import Problem, Registry
 from citystat.kpis.rollup import Rollup, empty_rollup
@@ -74,6 +74,7 @@ class PublishedRollups:
         fingerprint = pointer["fingerprint"]
         local = (self.cache or config.cache_dir()) / "published"
         local.mkdir(parents=True, exist_ok=True)
+        clean_temporaries(local)
         for name in pointer.get("files", []):
             if "/" in name or name.startswith("."):
                 raise ObjectStoreError(f"{self.location}/latest.json names an unsafe file {name!r}")

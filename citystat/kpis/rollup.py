@@ -54,7 +54,9 @@ class Rollup:
     # lets the next refresh tell "new partitions only" (incremental) from "rewritten" (full).
     manifest: dict[str, list[list]] = field(default_factory=dict)
     registry_fingerprint: str = ""
-    how: str = "full"  # full | incremental | unchanged: how this rollup was made (for benchmarks, logs)
+    # how this rollup was made (for benchmarks, logs): full | incremental | unchanged | cached, or
+    # previous: an older rollup kept because the extracts kept changing while being read
+    how: str = "full"
     # daily_key(source, time column) -> the daily partials (day x dimension rows of the
     # decomposable metrics) of that scan, or the Parquet file holding them (read when needed):
     # lets an append be folded in by scanning only the new days.

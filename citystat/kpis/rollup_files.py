@@ -9,12 +9,13 @@ partial aggregates that refresh folds the new days into (read only when a refres
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import polars as pl
 
-from citystat.files.local import atomic_write
+from citystat.files.local import atomic_write, clean_temporaries
 from citystat.registry.loader import Problem
 from citystat.kpis.rollup import ROLLUP_SCHEMA, Rollup
 
@@ -32,14 +33,31 @@ def _partials_name(fingerprint: str, index: int) -> str:
     return f"partials-{fingerprint}-{index}.parquet"
 
 
+def _parquet_bytes(frame: pl.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer)
+    return buffer.getvalue()
+
+
+def rollup_files(rollup: Rollup, daily_files: dict[str, str] | None = None) -> dict[str, bytes]:
+    """The rollup's own files by name, in the order to write them (the rollup frame last):
+    problems, meta, extents, rollup. What `save_rollup` writes and `refresh` publishes."""
+    rollup_path, extents_path, problems_path, meta_path = _paths(Path("."), rollup.fingerprint)
+    problems = [p.__dict__ for p in rollup.problems if p.entry and p.entry.startswith("metric ")]
+    meta = {"manifest": rollup.manifest, "registry_fingerprint": rollup.registry_fingerprint, "how": rollup.how,
+            "daily": daily_files or {}}
+    return {problems_path.name: json.dumps(problems).encode(), meta_path.name: json.dumps(meta).encode(),
+            extents_path.name: _parquet_bytes(rollup.extents), rollup_path.name: _parquet_bytes(rollup.frame)}
+
+
 def save_rollup(folder: Path, rollup: Rollup) -> None:
     """Write the rollup's files, then the `latest` pointer (readers never see a half rollup).
 
     The daily partials (a few thousand rows per scan) are written beside it so that the next
     process can fold an append in by scanning only the new days; the meta file names them.
+    Temporary files a killed writer left in the folder (older than an hour) are removed first.
     """
-    rollup_path, extents_path, problems_path, meta_path = _paths(folder, rollup.fingerprint)
-    problems = [p.__dict__ for p in rollup.problems if p.entry and p.entry.startswith("metric ")]
+    clean_temporaries(folder)
     daily_files = {}
     for index, key in enumerate(sorted(rollup.daily)):
         days = rollup.daily_partials(key)
@@ -48,15 +66,11 @@ def save_rollup(folder: Path, rollup: Rollup) -> None:
         name = _partials_name(rollup.fingerprint, index)
         atomic_write(folder / name, lambda t, days=days: days.write_parquet(t))
         daily_files[key] = name
-    meta = {"manifest": rollup.manifest, "registry_fingerprint": rollup.registry_fingerprint, "how": rollup.how,
-            "daily": daily_files}
-    atomic_write(problems_path, json.dumps(problems))
-    atomic_write(meta_path, json.dumps(meta))
-    atomic_write(extents_path, lambda t: rollup.extents.write_parquet(t))
-    atomic_write(rollup_path, lambda t: rollup.frame.write_parquet(t))
+    for name, data in rollup_files(rollup, daily_files).items():
+        atomic_write(folder / name, data)
     if rollup.registry_fingerprint:
         atomic_write(_latest_path(folder, rollup.registry_fingerprint),
-                      json.dumps({"fingerprint": rollup.fingerprint}))
+                     json.dumps({"fingerprint": rollup.fingerprint}))
 
 
 def load_rollup(folder: Path, fingerprint: str) -> Rollup | None:
