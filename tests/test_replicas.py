@@ -106,7 +106,7 @@ def test_two_replicas_share_state_and_pick_up_a_new_refresh(s3, pg_url, tmp_path
 
             # a commitment made through replica A's state store is listed by replica B
             owner = f"Owner {os.getpid()} Ünïcödé"
-            assert "No commitment matches" in commitments_text(pages[b.url], b, owner)
+            assert "No commitment" in commitments_text(pages[b.url], b, owner)   # "yet" or "matches"
             store_a = open_store(a.env["CITYSTAT_STATE_URL"])
             session = store_a.create_session("pw", date(2025, 1, 20), title="Public Works stat", actor="replica-a")
             store_a.create_commitment(session.id, "Clear the pothole backlog", owner, date(2025, 2, 28),
