@@ -218,7 +218,7 @@ class CityStat:
 
         metric = self.metric(metric_id)
         return trend_chart(self.kpi(metric_id, grain), title=metric.title, unit=metric.unit.value,
-                           annotations=annotations)
+                           annotations=annotations, direction=metric.direction.value)
 
     def sql(self, query: str, row_limit: int | None = None, **params) -> pl.DataFrame:
         """Run a read-only SELECT over the sources (tables named by source id)."""

@@ -90,7 +90,7 @@ if current["centre"] is not None:
 annotations = [(change.date, change.note) for change in metric.process_changes] + annotations_for(metric_id)
 columns, rows = trend_table(frame, unit=unit)
 show_chart(trend_chart(frame, title=f"{metric.title} by {GRAIN_NAMES[grain].lower()}", unit=unit,
-                       annotations=annotations, height=320),
+                       annotations=annotations, height=320, direction=direction),
            trend_summary(frame, title=metric.title, unit=unit, grain=grain), columns=columns, rows=rows,
            table_label="Data table (newest first)", width="stretch", height=420)
 

@@ -13,7 +13,7 @@ import streamlit as st
 from citystat.auth import PermissionDenied, Role
 from citystat.display.charts import trend_chart, trend_summary, trend_table
 from citystat.display.safetext import user_inline, user_markdown
-from citystat.core.assurance import ASSURANCE_LABELS
+from citystat.kpis.frames import ASSURANCE_TEXT
 from citystat.display.format import delta_colour, metric_delta, status_counts_text
 from citystat.session.agenda import (REVIEW, SECTION_TITLES, FormError, add_annotation, build_agenda,
                                      default_session_date, find_session, make_commitment, save_narrative)
@@ -233,7 +233,7 @@ def show_item(number: int, item, big: bool = False) -> None:
         st.markdown(f"*{'; '.join(item.reasons)}*")
         show_review(item)
         return
-    meta = f"{status_badge(item.status)} · {ASSURANCE_LABELS[item.assurance]}" + \
+    meta = f"{status_badge(item.status)} · {ASSURANCE_TEXT[item.assurance]}" + \
         f" · {SECTION_TITLES[item.section]} · *{'; '.join(item.reasons)}*"
     if department is None:
         meta += f" · {departments[item.department]}"
@@ -253,7 +253,7 @@ def show_item(number: int, item, big: bool = False) -> None:
     if item.frame is not None and item.frame.height:
         columns, rows = trend_table(item.frame, unit=item.unit)
         show_chart(trend_chart(item.frame, title=item.title, unit=item.unit, annotations=list(item.annotations),
-                               height=460 if big else 380),
+                               height=460 if big else 380, direction=item.direction),
                    trend_summary(item.frame, title=item.title, unit=item.unit, grain=item.grain),
                    columns=columns, rows=rows, table_label="Data table (newest first)", width="stretch")
     st.markdown(f"**Signal:** {item.signal_text}")

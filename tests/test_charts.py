@@ -82,25 +82,35 @@ def test_trend_chart_layers_and_encodings() -> None:
     tooltip_titles = [t["title"] for t in value["tooltip"]]
     assert tooltip_titles == ["Period", "Value", "Target", "Status"]
 
-    # signals: their own colour and shape, and a tooltip naming the rule
+    # signals: their own colour and shape, and a tooltip saying what fired, in words
     signal = layers["signal_points"]
     assert signal["mark"]["shape"] == "diamond"
     assert layers["value_points"]["mark"]["shape"] == "circle"
-    assert colour_of_series(spec, signal) == SIGNAL_COLOUR
+    scale = signal["encoding"]["color"]["scale"]
+    assert scale["range"][scale["domain"].index("Signal")] == SIGNAL_COLOUR
     assert colour_of_series(spec, layers["value_points"]) == VALUE_COLOUR
     assert SIGNAL_COLOUR not in STATUS_COLOURS.values()
     assert "signal_reason" in [t["field"] for t in signal["encoding"]["tooltip"]]
     rows = dataset_rows(spec)
     flagged = [r for r in rows if r["signal"]]
-    assert len(flagged) == 1 and flagged[0]["signal_reason"].startswith("Rule 1:")
+    # no direction given: the point says what happened, not whether it is good
+    assert len(flagged) == 1 and flagged[0]["signal_reason"] == "Outside the natural process limits"
+    assert flagged[0]["signal_series"] == "Signal"
     assert flagged[0]["value_text"] == "95.0%"
 
     # the target is a step line
     assert layers["target_layer"]["mark"]["interpolate"] == "step-after"
-    # limits are dashed and split by phase so they break between phases
+    # the centre line is solid and the limits dashed, told apart in their own legend; both are
+    # split by phase so they break between phases
+    dash = layers["centre_layer"]["encoding"]["strokeDash"]["scale"]
+    assert dash["domain"] == ["Centre line", "Natural process limits"]
+    assert dash["range"][0] != dash["range"][1]
     for name in ("centre_layer", "lower_limit_layer", "upper_limit_layer"):
-        assert layers[name]["mark"]["strokeDash"]
+        assert layers[name]["encoding"]["strokeDash"]["legend"]["symbolType"] == "stroke"
         assert layers[name]["encoding"]["detail"]["field"] == "phase"
+    assert [t["calculate"] for t in layers["centre_layer"]["transform"] if "calculate" in t] == ["'Centre line'"]
+    assert [t["calculate"] for t in layers["upper_limit_layer"]["transform"] if "calculate" in t] == \
+        ["'Natural process limits'"]
     assert sorted({r["phase"] for r in rows}) == [0, 1]
 
     # annotations: a vertical rule and its text
@@ -270,3 +280,25 @@ def test_docstring_examples() -> None:
     result = doctest.testmod(format_module)
     assert result.failed == 0 and result.attempted > 0
     assert doctest.testmod(charts_module).failed == 0
+
+
+@pytest.mark.parametrize(("direction", "series", "word"), [
+    ("higher", "Signal: better", "better"),   # 95 % above the upper limit: better when higher is better
+    ("lower", "Signal: worse", "worse"),
+])
+def test_signal_points_say_better_or_worse_for_the_kpi(direction, series, word) -> None:
+    spec = trend_chart(kpi_frame(), title="Share", unit="percent", direction=direction).to_dict()
+    flagged = [r for r in dataset_rows(spec) if r["signal"]]
+    assert flagged[0]["signal_series"] == series
+    assert flagged[0]["signal_reason"] == f"Outside the natural process limits — {word} than routine variation"
+    domain = layers_by_name(spec)["value_line"]["encoding"]["color"]["scale"]["domain"]
+    assert series in domain and "Signal" not in domain
+
+
+def test_a_sudden_jump_is_judged_by_the_change_from_the_period_before() -> None:
+    frame = kpi_frame().with_columns(pl.Series("rules", [""] * 6 + ["4"] + [""] * 5))
+    rows = dataset_rows(trend_chart(frame, title="Share", unit="percent", direction="lower").to_dict())
+    (jump,) = [r for r in rows if r["signal"]]
+    # 0.90 -> 0.95 is a jump up: worse when lower is better
+    assert jump["signal_series"] == "Signal: worse"
+    assert jump["signal_reason"].startswith("A sudden jump from the period before")

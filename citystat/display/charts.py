@@ -22,7 +22,7 @@ from datetime import date
 import altair as alt
 import polars as pl
 
-from citystat.core.spc import RULE_DESCRIPTIONS
+from citystat.core.spc import RULE_DESCRIPTIONS, verdict_for
 from citystat.core.status import STATUS_COLOURS, STATUS_LABELS, Status
 from citystat.display.format import EM_DASH, UNITS, change_text, format_value  # noqa: F401 (format_value re-exported)
 
@@ -60,8 +60,31 @@ LIMIT_COLOUR = "#7F7F7F"
 ANNOTATION_COLOUR = "#555555"
 
 # One colour scale shared by every layer so the legend explains the lines.
-_SERIES_DOMAIN = ["Value", "Signal", "Target", "Centre line", "Natural process limits"]
-_SERIES_RANGE = [VALUE_COLOUR, SIGNAL_COLOUR, TARGET_COLOUR, LIMIT_COLOUR, LIMIT_COLOUR]
+BETTER_SIGNAL_COLOUR = "#0072B2"  # Okabe-Ito blue: a signal the good way (the legend says so in words)
+_SERIES_DOMAIN = ["Value", "Signal: worse", "Signal: better", "Signal", "Target"]
+_SERIES_RANGE = [VALUE_COLOUR, SIGNAL_COLOUR, BETTER_SIGNAL_COLOUR, SIGNAL_COLOUR, TARGET_COLOUR]
+# The process lines are told apart by their stroke (solid centre, dashed limits), with a legend.
+_LINE_DOMAIN = ["Centre line", "Natural process limits"]
+_LINE_DASHES = [[1, 0], [4, 3]]
+_POINT_WORDS = {1: "outside the natural process limits", 2: "in a run of 8 or more on one side of the centre line",
+                3: "3 of 4 periods beyond the half-way line to a limit", 4: "a sudden jump from the period before"}
+
+
+def _point_signal(rules: str | None, value, centre, previous, direction: str | None) -> tuple[str, str]:
+    """(legend series, tooltip sentence) of a signalling point: which rules, and better or worse."""
+    fired = sorted(int(r) for r in str(rules or "").split(",") if r.strip())
+    words = "; ".join(_POINT_WORDS.get(r, f"rule {r}") for r in fired) or "a signal"
+    verdict = "neutral"
+    if direction in ("higher", "lower") and value is not None:
+        if any(r != 4 for r in fired) and centre is not None:
+            way = "above" if value > centre else "below"
+        else:
+            way = "up" if previous is not None and value > previous else "down"
+        verdict = verdict_for(way, direction)
+    if verdict == "neutral":
+        return "Signal", words[0].upper() + words[1:]
+    word = "better" if verdict == "good" else "worse"
+    return f"Signal: {word}", f"{words[0].upper() + words[1:]} — {word} than routine variation"
 
 
 def _check_unit(unit: str) -> None:
@@ -84,8 +107,8 @@ def axis_format(unit: str) -> str:
 def _rules_text(rules: str | None) -> str | None:
     if not rules:
         return None
-    parts = [r.strip() for r in str(rules).split(",") if r.strip()]
-    return "; ".join(RULE_DESCRIPTIONS.get(int(r), f"Rule {r}") for r in parts) or None
+    parts = [int(r) for r in str(rules).split(",") if r.strip()]
+    return "; ".join(_POINT_WORDS.get(r, RULE_DESCRIPTIONS.get(r, "a signal")) for r in parts) or None
 
 
 def _phases(frame: pl.DataFrame) -> list[int | None]:
@@ -107,7 +130,7 @@ def _phases(frame: pl.DataFrame) -> list[int | None]:
     return phases
 
 
-def _chart_data(frame: pl.DataFrame, unit: str) -> pl.DataFrame:
+def _chart_data(frame: pl.DataFrame, unit: str, direction: str | None = None) -> pl.DataFrame:
     """The KPI frame plus the display columns the layers need."""
     if "period_start" not in frame.columns or "value" not in frame.columns:
         raise ValueError(
@@ -122,8 +145,11 @@ def _chart_data(frame: pl.DataFrame, unit: str) -> pl.DataFrame:
     statuses = column("status")
     rules = column("rules")
     signals = column("signal", False)
-    reasons = [_rules_text(r) if s else None for r, s in zip(rules, signals)]
     values = column("value")
+    centres = column("centre")
+    marks = [_point_signal(r, v, c, values[i - 1] if i else None, direction) if s else (None, None)
+             for i, (r, s, v, c) in enumerate(zip(rules, signals, values, centres))]
+    reasons = [m[1] for m in marks]
     targets = column("target")
     labels = column("period_label") if "period_label" in data.columns else column("label")
     if all(label is None for label in labels):
@@ -143,6 +169,7 @@ def _chart_data(frame: pl.DataFrame, unit: str) -> pl.DataFrame:
             "phase": column("phase") if "phase" in data.columns else _phases(data),
             "signal": [bool(s) for s in signals],
             "signal_reason": reasons,
+            "signal_series": [m[0] for m in marks],
         },
         schema_overrides={
             "period": pl.String,
@@ -154,6 +181,7 @@ def _chart_data(frame: pl.DataFrame, unit: str) -> pl.DataFrame:
             "upper_limit": pl.Float64,
             "phase": pl.Int64,
             "signal_reason": pl.String,
+            "signal_series": pl.String,
         },
     )
 
@@ -183,8 +211,12 @@ def trend_chart(
     unit: str,
     annotations: Sequence[tuple[date, str]] = (),
     height: int = 280,
+    direction: str | None = None,
 ) -> alt.LayerChart:
     """The metric over time: value, dated target, XmR centre and limits, signals, annotations.
+
+    ``direction`` (higher / lower is better) lets signal points say whether they are better or
+    worse, in the legend and tooltip, not by colour alone.
 
     ``frame`` is a KPI frame (period_start, value and, when known, target, status, centre,
     lower_limit, upper_limit, signal, rules, optional phase and period_label or label; without
@@ -194,7 +226,7 @@ def trend_chart(
     them; the target and limit layers are present only when the frame has such values.
     """
     _check_unit(unit)
-    data = _chart_data(frame, unit)
+    data = _chart_data(frame, unit, direction)
     value_axis = alt.Axis(format=axis_format(unit), title=_UNIT_TITLES[unit] or None)
     x = alt.X("period_start:T", title=None, axis=alt.Axis(labelAngle=0, grid=False, format="%b %Y", labelOverlap=True))
     # Not zero-based: a process-behaviour chart is about variation around the centre line,
@@ -214,27 +246,30 @@ def trend_chart(
     has_target = data.get_column("target").drop_nulls().len() > 0
     has_signal = data.filter(pl.col("signal") & pl.col("value").is_not_null()).height > 0
     present = ["Value"]
-    present += ["Signal"] if has_signal else []
+    if has_signal:
+        shown = data.filter(pl.col("signal") & pl.col("value").is_not_null())["signal_series"].unique().to_list()
+        present += [name for name in _SERIES_DOMAIN if name in shown]
     present += ["Target"] if has_target else []
-    present += ["Centre line", "Natural process limits"] if has_limits else []
     colour = _series_colour(present)
 
     if has_limits:
-        # long dashes for the centre line, short ones for the limits
-        dashes = {"centre": [8, 4], "lower_limit": [3, 3], "upper_limit": [3, 3]}
+        # a solid centre line and dashed limits, explained by their own legend (stroke symbols)
+        dash = alt.StrokeDash("line:N", scale=alt.Scale(domain=_LINE_DOMAIN, range=_LINE_DASHES),
+                              legend=alt.Legend(title=None, orient="bottom", symbolType="stroke",
+                                                symbolStrokeColor=LIMIT_COLOUR))
         for field, series in (
             ("centre", "Centre line"),
             ("lower_limit", "Natural process limits"),
             ("upper_limit", "Natural process limits"),
         ):
             layers.append(
-                _series(base.transform_filter(f"datum.{field} != null"), series)
-                .mark_line(strokeDash=dashes[field], strokeWidth=1)
+                base.transform_filter(f"datum.{field} != null").transform_calculate(line=f"'{series}'")
+                .mark_line(strokeWidth=1, color=LIMIT_COLOUR)
                 .encode(
                     x=x,
                     y=alt.Y(f"{field}:Q"),
                     detail=alt.Detail("phase:N"),  # one line per phase: breaks at phase changes
-                    color=colour,
+                    strokeDash=dash,
                     tooltip=[alt.Tooltip(f"{field}:Q", format=unit_format(unit), title=series)],
                 )
                 .properties(name=f"{field}_layer")
@@ -262,7 +297,8 @@ def trend_chart(
         .properties(name="value_points")
     )
     layers.append(
-        _series(base.transform_filter(has_value & (alt.datum.signal == True)), "Signal")  # noqa: E712
+        base.transform_filter(has_value & (alt.datum.signal == True))  # noqa: E712
+        .transform_calculate(series="datum.signal_series")  # "Signal: worse" / "Signal: better" / "Signal"
         .mark_point(filled=True, size=110, shape="diamond", stroke="white", strokeWidth=1, opacity=1)
         .encode(
             x=x,

@@ -391,11 +391,24 @@ def signal_cell(frame: pl.DataFrame, direction: str) -> str:
     return text
 
 
+PROCESS_CHANGED = "process_changed"
+ASSURANCE_TEXT = {**ASSURANCE_LABELS, PROCESS_CHANGED: "Not assured: the process has changed"}
+_CHANGED_SENTENCE = ("Not assured: the latest period is outside the process limits or in a sustained run, so "
+                     "the process has changed since its limits were set; the limits (and the assurance they "
+                     "give) no longer describe it. Once the change is confirmed, record a process change to "
+                     "recompute them.")
+
+
 def assurance_of(row: dict | None, metric: Metric) -> str:
     """The assurance key (`citystat.core.assurance`) for a KPI frame row: can the process as it
-    runs meet the target in force for that period?"""
+    runs meet the target in force for that period? When the row itself is outside the limits or
+    in a run (rules 1 and 2), the limits describe a process that no longer runs: no assurance."""
     if not row:
         return "not_enough_data"
+    rules = {r.strip() for r in (row.get("rules") or "").split(",")}
+    if row.get("signal") and rules & {"1", "2"} and metric.direction.value != "neutral" \
+            and row.get("target") is not None:
+        return PROCESS_CHANGED
     non_negative = metric.unit in NON_NEGATIVE_UNITS
     return assurance_for(row.get("lower_limit"), row.get("upper_limit"), row.get("target"),
                          metric.direction.value, floor=0.0 if non_negative else None,
@@ -404,11 +417,12 @@ def assurance_of(row: dict | None, metric: Metric) -> str:
 
 def assurance_label(frame: pl.DataFrame, metric: Metric) -> str:
     """Short assurance text for the frame's last period ("Consistently misses target")."""
-    return ASSURANCE_LABELS[assurance_of(frame.row(-1, named=True) if frame.height else None, metric)]
+    return ASSURANCE_TEXT[assurance_of(frame.row(-1, named=True) if frame.height else None, metric)]
 
 
 def assurance_sentence(row: dict | None, metric: Metric) -> str:
-    return describe_assurance(assurance_of(row, metric))
+    kind = assurance_of(row, metric)
+    return _CHANGED_SENTENCE if kind == PROCESS_CHANGED else describe_assurance(kind)
 
 
 ATTRIBUTION_KIND = {"count": "count", "sum": "sum", "avg": "avg", "median": "median",

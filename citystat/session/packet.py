@@ -25,7 +25,7 @@ from citystat.core.status import STATUS_LABELS, Status
 from citystat.display.report import Section, chart_svg, escape, figure_html, html_to_pdf, render_html, table_html
 from citystat.display.safetext import user_markdown
 from citystat.session.agenda import REVIEW, SECTION_TITLES, Agenda, AgendaItem
-from citystat.core.assurance import ASSURANCE_LABELS
+from citystat.kpis.frames import ASSURANCE_TEXT
 from citystat.display.format import change_text, format_date, human_label
 from citystat.kpis.frames import ChangeExplanation, value_subject
 
@@ -54,7 +54,7 @@ def packet_filename(agenda: Agenda, kind: str, extension: str) -> str:
 def item_chart(item: AgendaItem, *, height: int = 230):
     """The item's trend chart (value, target, limits, signals, annotations) for print."""
     return trend_chart(item.frame, title=f"{item.title} — {item.period_text}", unit=item.unit,
-                       annotations=list(item.annotations), height=height)
+                       annotations=list(item.annotations), height=height, direction=item.direction)
 
 
 def item_figure(item: AgendaItem, svg: str, *, table_periods: int = 26) -> str:
@@ -110,7 +110,7 @@ def numbers_rows(item: AgendaItem) -> list[tuple[str, str]]:
         ("Value", format_value(c.get("value"), unit)),
         ("Target", format_value(c.get("target"), unit) if c.get("target") is not None else "none"),
         ("Status", STATUS_LABELS[Status(item.status)]),
-        ("Assurance", ASSURANCE_LABELS[item.assurance] if item.assurance else "—"),
+        ("Assurance", ASSURANCE_TEXT[item.assurance] if item.assurance else "—"),
         ("Prior period", format_value(c.get("prior_value"), unit)),
         ("Change vs prior", change_text(c.get("change_vs_prior"), unit, item.direction)),
         ("Same period last year", format_value(c.get("last_year_value"), unit)),
@@ -172,7 +172,7 @@ def kpi_item_html(item: AgendaItem, session_date: date, metric_titles: dict[str,
                   svg: str | None = None) -> str:
     """One KPI's section: status and reasons, chart, numbers, breakdown, notes, story, commitments."""
     head = (f'<p class="item-head">{_chip(item.status)}'
-            + (f'<span class="chip">{escape(ASSURANCE_LABELS[item.assurance])}</span>' if item.assurance else "")
+            + (f'<span class="chip">{escape(ASSURANCE_TEXT[item.assurance])}</span>' if item.assurance else "")
             + f'<span class="reason">{escape("; ".join(item.reasons))}</span></p>'
             + (f'<p><strong>Signal:</strong> {escape(item.signal_text)}</p>' if item.signal_text else ""))
     if svg is None and item.frame is not None and item.frame.height:

@@ -213,7 +213,10 @@ def attention_items(stat: "CityStat", rows: list["OverviewRow"], on: date,
             earlier = frame.filter(pl.col("period_start") < row.period_start)
             new = earlier.is_empty() or not bool(earlier["signal"][-1])
             if new:
-                reasons.append(f"newly signalling a real change (rule {current.get('rules') or '?'})")
+                from citystat.kpis.frames import signal_sentence
+
+                said = signal_sentence(frame, row.metric.direction.value, row.grain).rstrip(".")
+                reasons.append(f"newly signalling: {said[0].lower() + said[1:]}")
                 rank = min(rank, 0)
         late = overdue.get(row.metric.id, [])
         if late:
