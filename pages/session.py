@@ -12,6 +12,7 @@ import streamlit as st
 
 from citystat.auth import PermissionDenied, Role
 from citystat.display.charts import trend_chart, trend_summary, trend_table
+from citystat.display.report import table_html
 from citystat.display.safetext import user_inline, user_markdown
 from citystat.kpis.frames import ASSURANCE_TEXT
 from citystat.display.format import delta_colour, metric_delta, status_counts_text
@@ -35,7 +36,7 @@ departments = {d.id: d.name for d in registry.departments.values()}
 tags = sorted({t for m in registry.metrics.values() for t in m.tags})
 calendar = load_calendar_or_note(stat)
 
-top = st.columns([2, 3, 2])
+top = st.columns([3, 3, 2])
 wanted_topic = st.query_params.get("topic")
 kind = top[0].segmented_control("Session of", ["Department", "Topic"],
                                 default="Topic" if wanted_topic in tags else "Department", key="kind") \
@@ -86,19 +87,28 @@ if items:
 
 
 # ----------------------------------------------------------------------------- helpers
+REVIEW_CSS = """<style>
+.review-table {border-collapse: collapse; width: 100%; font-size: 1rem;}
+.review-table th, .review-table td {border-bottom: 1px solid #d0d7de; padding: .35rem .5rem; text-align: left;
+  vertical-align: top;}
+.review-table th {background: #f3f5f8;}
+</style>"""
+
+
 def field_error(placeholder, errors: dict, name: str) -> None:
     if name in errors:
         placeholder.error(errors[name])
 
 
 def show_review(item) -> None:
-    rows = [{"Where it stands": "OVERDUE — still open" if r.overdue else (
-                 f"Closed since the last session ({r.commitment.status})" if r.closed_since_previous else "Open"),
-             "What": " ".join(r.commitment.what.split()), "Owner": r.commitment.owner, "Due": r.commitment.due_date,
-             "KPI": registry.metrics[r.commitment.metric_id].title
-             if r.commitment.metric_id in registry.metrics else "",
-             "Note": r.commitment.note or ""} for r in item.review]
-    st.dataframe(pl.DataFrame(rows), hide_index=True, width="stretch")
+    """The commitments under review, as a plain HTML table (people's text escaped, readable on a projector)."""
+    rows = [("OVERDUE — still open" if r.overdue else
+             f"Closed since the last session ({r.commitment.status})" if r.closed_since_previous else "Open",
+             " ".join(r.commitment.what.split()), r.commitment.owner, f"{r.commitment.due_date:%a %d %b %Y}",
+             registry.metrics[r.commitment.metric_id].title if r.commitment.metric_id in registry.metrics else "",
+             r.commitment.note or "") for r in item.review]
+    st.html(REVIEW_CSS + table_html(("Where it stands", "What", "Owner", "Due", "KPI", "Note"), rows,
+                                    css_class="review-table"))
     st.page_link("pages/commitments.py", label="Update these commitments", icon=":material/task_alt:")
 
 

@@ -4,7 +4,7 @@
 of the bundled sample city with every date as a number of days from the sample data's last
 day, so it stays consistent with the extracts. ``load_seed`` writes it into an EMPTY state
 store through the store's own functions (so the audit trail has it, as actor
-``sample-history``), then sets the seeded rows' timestamps to the dates they describe.
+``sample-history`` unless an entry names who wrote it), then sets the seeded rows' timestamps to the dates they describe.
 
 The app loads it on first start when the registry is the bundled sample city, the state store
 is empty and either the store is the default local one or ``CITYSTAT_SAMPLE_HISTORY=1``
@@ -80,23 +80,24 @@ def load_seed(store: "Store", seed: dict[str, Any], end_day: date, *, fy_start_m
     for c in seed["commitments"]:
         session_day = next(s["day"] for s in seed["sessions"] if s["key"] == c["session"])
         row = store.create_commitment(sessions[c["session"]], c["what"], c["owner"], day(session_day + c["due_in"]),
-                                      metric_id=c.get("metric_id"), department=c["department"], actor=ACTOR)
+                                      metric_id=c.get("metric_id"), department=c["department"],
+                                      actor=c.get("by") or ACTOR)
         made = _moment(end_day, session_day + 0.6)
         values = {"created_at": made, "updated_at": made}
         if c["status"] != "open":
             closed = _moment(end_day, c["closed"] + 0.7)
-            row = store.update_commitment(row.id, expected_version=row.version, actor=ACTOR, status=c["status"],
-                                          note=c["note"])
+            row = store.update_commitment(row.id, expected_version=row.version, actor=c.get("by") or ACTOR,
+                                          status=c["status"], note=c["note"])
             values.update(closed_at=closed, updated_at=closed)
         stamps.append((schema.commitments, row.id, values))
     for n in seed["narratives"]:
         start = period_start(day(n["period"]), n["grain"], fy_start_month)
         row = store.save_narrative(n["metric_id"], n["grain"], start, n["what_happened"], n["why"], n["whats_next"],
-                                   actor=ACTOR)
+                                   actor=n.get("by") or ACTOR)
         written = _moment(end_day, n["written"] + 0.5)
         stamps.append((schema.narratives, row.id, {"created_at": written, "updated_at": written}))
     for a in seed["annotations"]:
-        row = store.add_annotation(a["metric_id"], day(a["day"]), a["text"], actor=ACTOR)
+        row = store.add_annotation(a["metric_id"], day(a["day"]), a["text"], actor=a.get("by") or ACTOR)
         stamps.append((schema.annotations, row.id, {"created_at": _moment(end_day, a["day"] + 0.5),
                                                     "updated_at": _moment(end_day, a["day"] + 0.5)}))
     for a in seed["alerts"]:

@@ -105,6 +105,20 @@ ANNOTATIONS = [
 ]
 
 
+def _analysts() -> dict[str, str]:
+    from citystat.registry.loader import load_registry
+    from citystat.session.calendar import load_default_calendar
+
+    calendar = load_default_calendar(load_registry(PROJECT_ROOT / "metrics.yaml"))
+    return {s.id: s.analyst.name for s in calendar.series.values()}
+
+
+def _owners() -> dict[str, str]:
+    from citystat.registry.loader import load_registry
+
+    return {m.id: m.owner for m in load_registry(PROJECT_ROOT / "metrics.yaml").metrics.values()}
+
+
 def past_sessions(end: date) -> list[dict]:
     """Sessions held in the last WEEKS_BACK weeks up to the data's last day, from sessions.yaml."""
     from datetime import UTC, datetime, time
@@ -150,13 +164,15 @@ def history(end: date = DEFAULT_END) -> dict:
     sessions = past_sessions(end)
     by_series_day = {(s["series"], s["day"]): s["key"] for s in sessions}
     commitments = []
+    analysts, owners = _analysts(), _owners()
     for series, day, dept, what, owner, due, metric, status, closed, note in COMMITMENTS:
         offset = (day - end).days
         if (series, offset) not in by_series_day:
             raise ValueError(f"{series} does not meet on {day} (sessions.yaml): fix COMMITMENTS")
         commitments.append({"session": by_series_day[(series, offset)], "department": dept, "what": what,
                             "owner": owner, "due_in": (due - day).days, "metric_id": metric, "status": status,
-                            "closed": None if closed is None else (closed - end).days, "note": note})
+                            "closed": None if closed is None else (closed - end).days, "note": note,
+                            "by": analysts[series]})
     return {
         "format": "citystat-sample-history/1",
         "about": "History of the sample city of Riverton; days are counted from the sample data's last day "
@@ -164,8 +180,10 @@ def history(end: date = DEFAULT_END) -> dict:
         "sessions": sessions,
         "commitments": commitments,
         "narratives": [{"metric_id": m, "grain": g, "period": (d - end).days, "written": (w - end).days,
-                        "what_happened": a, "why": b, "whats_next": c} for m, g, d, w, a, b, c in NARRATIVES],
-        "annotations": [{"metric_id": m, "day": (d - end).days, "text": t} for m, d, t in ANNOTATIONS],
+                        "what_happened": a, "why": b, "whats_next": c, "by": owners[m]}
+                       for m, g, d, w, a, b, c in NARRATIVES],
+        "annotations": [{"metric_id": m, "day": (d - end).days, "text": t, "by": owners[m]}
+                        for m, d, t in ANNOTATIONS],
         "alerts": sample_alerts(end),
     }
 
