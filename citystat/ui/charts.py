@@ -24,7 +24,9 @@ def show_chart(chart: Any, summary: str, *, columns: Sequence[str] | None = None
     where = where if where is not None else st
     if not summary or not summary.strip():
         raise ValueError("every chart needs a one-sentence summary as its text alternative")
-    spec = quiet_marks(chart.to_dict())
+    # No schema validation on every page view (a third of the CPU of a chart-heavy page such as
+    # the Stat session): the tests validate every chart builder's spec (tests/test_charts.py).
+    spec = quiet_marks(chart.to_dict(validate=False))
     spec["description"] = summary
     where.vega_lite_chart(spec, **altair_kwargs)
     where.caption(summary)

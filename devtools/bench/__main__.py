@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             loads.append(os.getloadavg()[0])
             result = run_task(task, city, {**env, "BENCH_RESULTS": str(results)} if run == 0 else env)
             figures.setdefault(f"{task}_s", []).append(result["seconds"])
+            figures.setdefault(f"{task}_cpu_s", []).append(result["cpu_s"])
             if task == "refresh":
                 figures.setdefault("refresh_peak_rss_mb", []).append(result["peak_rss_mb"])
             print(f"run {run + 1} {task}: {result['seconds']:.2f} s, peak {result['peak_rss_mb']:.0f} MB", flush=True)
