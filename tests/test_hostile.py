@@ -364,3 +364,17 @@ def test_duckdbs_spill_folder_is_not_the_working_directorys_tmp(tmp_path: Path, 
     cursor = stat.engine.con.cursor()
     with pytest.raises(Exception, match="(?i)disabled by configuration|permission"):
         cursor.sql("SELECT * FROM read_parquet('.tmp/secret.parquet')").fetchall()
+
+
+@pytest.mark.parametrize("sql, phrase", [
+    ("SELECT list_sum(range(3000000000))", "needed more than 1 GB of memory"),
+    ("SELECT length(repeat('x',3000000000))", "needed more than 1 GB of memory"),
+    ("SELECT repeat('x',50000000) FROM range(40)", "stopped"),  # by the memory cap or the time limit
+    ("SELECT count(*) FROM range(1000000000000) a", "Stopped after 1 s (the time limit)"),
+])
+def test_explore_limits_hold_and_say_so_beside_the_cell(testville: CityStat, sql: str, phrase: str) -> None:
+    from citystat.analyst.explore import run_cell
+
+    result = run_cell(testville.engine, sql, time_limit=1)
+    assert result.error is not None and phrase.lower() in result.error.lower(), result.error
+    assert run_cell(testville.engine, "SELECT count(*) AS n FROM requests").frame["n"][0] == 1120

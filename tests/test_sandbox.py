@@ -96,3 +96,39 @@ def test_the_default_memory_limit_is_below_duckdbs_own(engine, monkeypatch):
     number, unit = text.split()
     gib = float(number) * {"GiB": 1, "MiB": 1 / 1024}[unit]
     assert gib <= psutil.virtual_memory().total / 2**30 * 0.51
+
+
+# ---- limits that hold: analyst SQL runs in a worker process ------------------------------------
+
+@pytest.mark.parametrize("sql", ["SELECT list_sum(range(3000000000))", "SELECT length(repeat('x',3000000000))"])
+def test_huge_allocations_stop_at_the_memory_cap(engine, sql):
+    """DuckDB's interrupt is not checked inside one huge list or string, and its memory limit
+    does not count it: the worker's address-space limit stops it (a 24 GB list, a 3 GB string)."""
+    with pytest.raises(QueryError, match=r"stopped: the query needed more than 1 GB of memory"):
+        engine.read_only_query(sql, timeout=10)
+    assert engine.read_only_query("SELECT 42 AS x")["x"][0] == 42  # a fresh worker answers
+
+
+def test_huge_rows_cannot_come_back_through_the_row_limit(engine):
+    """40 strings of 50 MB are 2 GB in 40 rows: stopped by the memory cap, never returned."""
+    with pytest.raises(QueryError, match=r"^explore: stopped: "):
+        engine.read_only_query("SELECT repeat('x',50000000) FROM range(40)", context="explore", row_limit=5000,
+                               timeout=10)
+
+
+def test_a_result_larger_than_the_bytes_limit_is_refused(engine, monkeypatch):
+    monkeypatch.setenv("CITYSTAT_QUERY_RESULT_BYTES", "10MB")
+    with pytest.raises(QueryError, match=r"the result is larger than 10 MB"):
+        engine.read_only_query("SELECT repeat('x', 1000000) AS s FROM range(40)", row_limit=5000)
+    frame = engine.read_only_query("SELECT repeat('x', 1000000) AS s FROM range(5)", row_limit=5000)
+    assert frame.height == 5 and frame["s"].str.len_bytes().sum() == 5_000_000
+
+
+def test_analyst_sql_runs_in_another_process_with_its_own_connection(engine):
+    """Nothing an analyst query does reaches the connection the pages use."""
+    import os
+
+    worker_pid = engine.read_only_query("SELECT 1 AS x") is not None and engine._workers._idle[0].process.pid
+    assert worker_pid != os.getpid()
+    assert engine.read_only_query("SELECT count(*) AS n FROM service_requests")["n"][0] == \
+        engine.query("SELECT count(*) AS n FROM service_requests")["n"][0]

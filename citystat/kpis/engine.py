@@ -17,6 +17,7 @@ import os
 import tempfile
 import threading
 import uuid
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -42,6 +43,10 @@ REFUSED_SCHEMAS = {"information_schema", "pg_catalog"}
 # Analyst SQL (Explore page, `CityStat.sql`) is stopped after this many seconds; $CITYSTAT_QUERY_TIMEOUT
 # overrides it. The engine's memory ceiling comes from $CITYSTAT_DUCKDB_MEMORY_LIMIT (e.g. "2GB").
 ANALYST_TIMEOUT_SECONDS = 30.0
+# ... in a worker process with this much address space ($CITYSTAT_QUERY_MEMORY, e.g. "2GB"),
+# returning at most this many bytes ($CITYSTAT_QUERY_RESULT_BYTES); see citystat.kpis.worker.
+ANALYST_MEMORY_BYTES = 1_000_000_000
+ANALYST_RESULT_BYTES = 200_000_000
 
 
 class QueryError(Exception):
@@ -153,6 +158,8 @@ class Engine:
         self.remote_sources: dict[str, str] = {}  # source id -> s3:// URL (read via a local copy)
         self.mirrored: dict[str, str] = {}  # source id -> fingerprint of the s3 listing its local copy holds
         self.available: set[str] = set()
+        self.views: list[tuple[str, str]] = []  # (source id, CREATE VIEW ...) in creation order
+        self._workers = None  # analyst SQL runs in worker processes (citystat.kpis.worker)
         self._create_views()
         self._sandbox()
 
@@ -175,11 +182,12 @@ class Engine:
                 self._problem(source.id, f"no file matches {source.path!r} (resolved to {location})")
                 continue
             try:
-                self.con.execute(
-                    f"CREATE VIEW {quote_identifier(source.id)} AS SELECT * FROM "
-                    f"read_parquet({quote_literal(location)}, union_by_name = true)")
+                ddl = (f"CREATE VIEW {quote_identifier(source.id)} AS SELECT * FROM "
+                       f"read_parquet({quote_literal(location)}, union_by_name = true)")
+                self.con.execute(ddl)
                 self.con.execute(f"SELECT * FROM {quote_identifier(source.id)} LIMIT 0")
                 self.available.add(source.id)
+                self.views.append((source.id, ddl))
             except duckdb.Error as exc:
                 self.con.execute(f"DROP VIEW IF EXISTS {quote_identifier(source.id)}")
                 self._problem(source.id, f"cannot read {source.path!r}: {_first_line(exc)}")
@@ -189,9 +197,11 @@ class Engine:
             for source in list(pending.values()):
                 try:
                     text = read_only_sql(registry.sql_text(source.sql or ""), f"source {source.id}")
-                    self.con.execute(f"CREATE OR REPLACE VIEW {quote_identifier(source.id)} AS {text}\n")
+                    ddl = f"CREATE OR REPLACE VIEW {quote_identifier(source.id)} AS {text}\n"
+                    self.con.execute(ddl)
                     self.con.execute(f"SELECT * FROM {quote_identifier(source.id)} LIMIT 0")
                     self.available.add(source.id)
+                    self.views.append((source.id, ddl))
                     pending.pop(source.id)
                     progressed = True
                 except (duckdb.Error, OSError, QueryError):
@@ -297,7 +307,41 @@ class Engine:
             text = f"SELECT * FROM (\n{text}\n) AS analyst_query LIMIT {int(row_limit) + 1}"
         if timeout is None:
             timeout = float(os.environ.get("CITYSTAT_QUERY_TIMEOUT") or ANALYST_TIMEOUT_SECONDS)
-        return self.query(text, params, context=context, timeout=timeout, analyst=True)
+        from citystat.kpis.worker import WorkerError, parse_bytes
+
+        memory = parse_bytes(os.environ.get("CITYSTAT_QUERY_MEMORY"), ANALYST_MEMORY_BYTES)
+        max_bytes = parse_bytes(os.environ.get("CITYSTAT_QUERY_RESULT_BYTES"), ANALYST_RESULT_BYTES)
+        try:
+            table = self.workers(memory).run(text, params, timeout=timeout, max_bytes=max_bytes)
+        except WorkerError as exc:
+            if exc.kind == "time":
+                raise QueryError(context, f"stopped after {timeout:g} s (the time limit for ad-hoc queries)") from None
+            if exc.kind == "memory":
+                raise QueryError(context, f"stopped: the query needed more than {memory / 1e9:g} GB of memory "
+                                          f"(the memory limit for ad-hoc queries): {exc.message}") from None
+            if exc.kind == "bytes":
+                raise QueryError(context, f"stopped: the result is larger than {max_bytes / 1e6:g} MB (the "
+                                          "size limit for ad-hoc results); select fewer or shorter columns") from None
+            raise QueryError(context, exc.message) from None
+        return pl.from_arrow(table)
+
+    def workers(self, memory_bytes: int):
+        """The warm worker processes that run this engine's analyst SQL (started on first use)."""
+        from citystat.kpis.worker import AnalystWorkers, WorkerSetup
+
+        with self._lock:
+            if self._workers is None or self._workers.setup.memory_bytes != memory_bytes:
+                if self._workers is not None:
+                    self._workers.close()
+                setup = WorkerSetup(tuple(self.views), tuple(self.sandbox_folders()), memory_bytes)
+                self._workers = AnalystWorkers(setup)
+                weakref.finalize(self, self._workers.close)
+            return self._workers
+
+    def close(self) -> None:
+        """Stop this engine's worker processes (a replaced engine's are also stopped when it is freed)."""
+        if self._workers is not None:
+            self._workers.close()
 
     def interrupt(self) -> None:
         self.con.interrupt()
