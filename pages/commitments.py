@@ -11,6 +11,7 @@ from citystat.store import ConflictError
 from citystat.ui.context import city, current_user
 from citystat.ui.followup import require_store
 from citystat.ui.guard import require_role
+from citystat.files.csv import csv_text
 
 require_role(Role.STAFF)
 user = current_user()
@@ -58,7 +59,7 @@ st.markdown(f"**{len(commitments)}** commitment(s); {sum(c.is_overdue(overdue_on
             "Select a row to update it.")
 event = st.dataframe(table, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
                      key="table", column_config={"id": None})
-st.download_button("Download CSV", table.drop("").write_csv(), file_name="commitments.csv", mime="text/csv",
+st.download_button("Download CSV", csv_text(table.drop("")), file_name="commitments.csv", mime="text/csv",
                    icon=":material/download:")
 
 picked = event.selection.rows if event and event.selection else []

@@ -12,6 +12,7 @@ from citystat.ui.context import city
 from citystat.ui.charts import show_chart
 from citystat.ui.guard import require_role
 from citystat.ui.widgets import problems_notice
+from citystat.files.csv import csv_text
 
 require_role(Role.STAFF)
 stat = city()
@@ -114,5 +115,5 @@ log = data.log.select(
 )
 st.dataframe(log, hide_index=True, width="stretch",
              column_config={"Verdict": st.column_config.TextColumn(width="large")})
-st.download_button("Download the log (CSV)", data.log.write_csv(), file_name="what_works_log.csv",
+st.download_button("Download the log (CSV)", csv_text(data.log), file_name="what_works_log.csv",
                    mime="text/csv", icon=":material/download:", on_click="ignore")

@@ -17,6 +17,7 @@ from citystat.ui.followup import followup_section
 from citystat.ui.charts import show_chart
 from citystat.ui.guard import require_role
 from citystat.ui.widgets import GRAIN_NAMES, data_notice, HOW_SIGNAL, HOW_STATUS, HOW_TARGETS, how_computed, status_chip
+from citystat.files.csv import csv_text
 
 require_role(Role.STAFF)
 stat = city()
@@ -121,7 +122,7 @@ if metric.dimensions:
                               labels=["dimension_value"], changes={"change": (unit, direction)}),
                 hide_index=True, width="stretch")
             st.caption(N_HELP)
-            right.download_button("Download CSV", table.write_csv(), key=f"breakdown-{dimension}",
+            right.download_button("Download CSV", csv_text(table), key=f"breakdown-{dimension}",
                                   file_name=f"{metric_id}_{grain}_{dimension}_{as_of}.csv", mime="text/csv")
 
 st.subheader("Data")
@@ -135,7 +136,7 @@ st.dataframe(display_frame(frame.select(data_columns).reverse().with_columns(
                  changes={"change_vs_prior": (unit, direction), "change_vs_last_year": (unit, direction)}),
              hide_index=True, width="stretch")
 st.caption(N_HELP + " The CSV holds every column, unrounded.")
-st.download_button("Download CSV", frame.write_csv(), file_name=f"{metric_id}_{grain}.csv", mime="text/csv",
+st.download_button("Download CSV", csv_text(frame), file_name=f"{metric_id}_{grain}.csv", mime="text/csv",
                    icon=":material/download:")
 
 st.subheader("Definition")

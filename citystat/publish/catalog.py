@@ -29,6 +29,7 @@ from citystat.registry.loader import Registry
 from citystat.registry.models import Source
 from citystat.publish.dcat import DatasetInfo, build_catalog, data_dictionary, data_dictionary_document
 from citystat.publish.suppression import SuppressedTable, suppress_table, suppression_note
+from citystat.files.csv import csv_bytes
 
 if TYPE_CHECKING:
     from citystat.api import CityStat
@@ -177,7 +178,7 @@ def to_bytes(frame: pl.DataFrame, fmt: str, *, sheet: str = "data") -> bytes:
     """CSV (UTF-8, header), Parquet (zstd) or XLSX bytes of a frame."""
     buffer = io.BytesIO()
     if fmt == "csv":
-        frame.write_csv(buffer)
+        buffer.write(csv_bytes(frame))
     elif fmt == "parquet":
         frame.write_parquet(buffer, compression="zstd")
     elif fmt == "xlsx":
