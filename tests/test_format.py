@@ -86,3 +86,32 @@ def test_status_counts_have_one_order_and_the_table_words():
     statuses = ["on_track", "no_data", "off_track", "on_track", "at_risk", "no_target"]
     assert status_counts_text(statuses) == "1 Off track · 1 At risk · 2 On track · 1 No target · 1 Not enough data"
     assert status_counts_text(reversed(statuses)) == status_counts_text(statuses)
+
+
+# --- no raw machine formatting on the pages people read (the sample city) ---------------------------
+
+SNAKE = r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b"
+
+
+@pytest.mark.parametrize(("page", "query"), [
+    ("pages/overview.py", None),
+    ("pages/metric.py", {"metric": "pothole_on_time"}),
+    ("pages/metric.py", {"metric": "graffiti_days_to_close"}),
+    ("pages/session.py", {"department": "pw"}),
+])
+def test_pages_show_no_raw_machine_formatting(page, query):
+    import re
+
+    from tests.support.apptest import render, texts
+
+    app = render(page, query)
+    headers = [str(c) for frame in app.dataframe for c in frame.value.columns]
+    assert not [h for h in headers if re.fullmatch(SNAKE, h)], headers
+    shown = texts(app)
+    assert "None" not in shown.replace("None yet", "")   # "None yet." is a sentence, not a missing value
+    assert "00:00:00" not in shown and not re.search(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", shown)
+    assert "P1D" not in shown and "P1W" not in shown
+    assert "◆" not in shown and "rule 1" not in shown.lower()
+    cells = [str(v) for frame in app.dataframe for col in frame.value.columns if frame.value[col].dtype == object
+             for v in frame.value[col].tolist()]
+    assert not [c for c in cells if re.fullmatch(SNAKE, c)], "snake_case cell values"

@@ -136,8 +136,8 @@ def test_overview_and_metric_pages_mark_kpis_reading_a_stale_source(tmp_path, mo
     at.switch_page("pages/overview.py")
     at.run()
     assert not at.exception, [e.message for e in at.exception]
-    tables = [t.value for t in at.dataframe if "kpi" in t.value.columns]
-    marked = {row["kpi"]: row.get("data", "") for t in tables for _, row in t.iterrows()}
+    tables = [t.value for t in at.dataframe if "KPI" in t.value.columns]
+    marked = {row["KPI"]: row.get("Data", "") for t in tables for _, row in t.iterrows()}
     assert marked["Old feed readings"] == "Stale data: Old feed"
     assert marked["Requests received"] == ""
     at.query_params["metric"] = "old_readings"

@@ -488,23 +488,24 @@ def explain_change(registry: Registry, rollup: Rollup, metric: Metric, grain: st
     value that drove it (never an improvement as the cause of a worsening)."""
     from citystat.core.attribution import explain_change as explain
     from citystat.core.periods import shift_period
-    from citystat.display.format import NOT_RECORDED, change_amount, format_value
+    from citystat.display.format import change_amount, format_value
 
     fy = registry.city.fiscal_year_start_month
     before = shift_period(period, grain, -1, fy) if comparison == "prior" else same_period_last_year(period, grain, fy)
     kind = attribution_kind(registry, metric)
     series = rollup.series(metric.id, grain, dimension)
     old, new = _figures(series, before, kind), _figures(series, period, kind)
-    if not old and not new:
+    if not old or not new:  # nothing to compare with (e.g. no data a year before)
         return None
     totals = {}
     if kind not in ("count", "sum", "rate", "avg"):
         frame = (kpi or kpi_frame)(registry, rollup, metric, grain)
         values = {r["period_start"]: r["value"] for r in frame.iter_rows(named=True)}
         totals = {"total_before": values.get(before), "total_after": values.get(period)}
-    att = attribute_change(kind, old, new, empty_label=NOT_RECORDED, **totals)
+    empty = registry.city.not_recorded_label
+    att = attribute_change(kind, old, new, empty_label=empty, **totals)
     unit = metric.unit.value
-    words = dict(kpi=_kpi_noun(kind, metric), label=lambda v: value_subject(dimension, v),
+    words = dict(kpi=_kpi_noun(kind, metric), label=lambda v: value_subject(dimension, v, empty),
                  fmt=lambda x: format_value(x, unit),
                  fmt_change=(percentage_points if unit == "percent" else lambda d: change_amount(d, unit)[0]),
                  noun=_noun(registry, metric))
@@ -516,12 +517,12 @@ def explain_change(registry: Registry, rollup: Rollup, metric: Metric, grain: st
                              attribution=att, sentence=sentence, table=attribution_table(att))
 
 
-def value_subject(dimension: str, value: str) -> str:
+def value_subject(dimension: str, value: str, empty: str | None = None) -> str:
     """A dimension value as the subject of a sentence: "District D4", "Phone channel"."""
     from citystat.display.format import NOT_RECORDED, human_label
 
-    if value == NOT_RECORDED:
-        return f"{human_label(dimension)} {NOT_RECORDED}"
+    if value in (empty or NOT_RECORDED, NOT_RECORDED):
+        return f"{human_label(dimension)} {value}"
     if value.islower() or "_" in value:
         return f"{human_label(value)} {human_label(dimension).lower()}"
     return f"{human_label(dimension)} {value}"

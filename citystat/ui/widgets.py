@@ -10,6 +10,7 @@ import streamlit as st
 from citystat.api import CityStat
 from citystat.core.periods import period_end, period_label
 from citystat.core.status import STATUS_LABELS, Status
+from citystat.display.format import display_frame
 from citystat.kpis.frames import OverviewRow, overview_table
 
 # Status is always said in words; in Markdown the words sit in a coloured badge with a Material
@@ -119,26 +120,23 @@ def kpi_table(stat: CityStat, rows: list[OverviewRow], *, key: str, show_departm
         table = table.with_columns(pl.col("metric_id").replace_strict(stale, default="", return_dtype=pl.Utf8)
                                    .alias("data"))
         columns.append("data")
+    headers = {"status_text": "Status", "assurance": "Assurance", "department": "Department", "kpi": "KPI",
+               "period": "Period", "value": "Value", "target": "Target", "vs_prior": "Change vs prior period",
+               "trend": "Trend (last 26 periods)", "signal": "Signal", "data": "Data"}
     event = st.dataframe(
-        table.select(columns),
+        display_frame(table.select(columns), headers=headers),
         hide_index=True,
         width="stretch",
         on_select="rerun",
         selection_mode="single-row",
         key=key,
         column_config={
-            "status_text": st.column_config.TextColumn("Status", width="small"),
-            "assurance": st.column_config.TextColumn("Assurance", help=HOW_ASSURANCE),
-            "department": st.column_config.TextColumn("Department"),
-            "kpi": st.column_config.TextColumn("KPI", width="medium"),
-            "period": st.column_config.TextColumn("Period"),
-            "value": st.column_config.TextColumn("Value"),
-            "target": st.column_config.TextColumn("Target"),
-            "vs_prior": st.column_config.TextColumn("Change vs prior period"),
-            "trend": st.column_config.LineChartColumn("Trend (last 26 periods)", width="medium",
-                                                     color="#1F4E79"),
-            "signal": st.column_config.TextColumn("Signal", help=HOW_SIGNAL),
-            "data": st.column_config.TextColumn("Data", help="A source this KPI reads has missed two or more "
+            "Status": st.column_config.TextColumn(width="small"),
+            "Assurance": st.column_config.TextColumn(help=HOW_ASSURANCE),
+            "KPI": st.column_config.TextColumn(width="medium"),
+            "Trend (last 26 periods)": st.column_config.LineChartColumn(width="medium", color="#1F4E79"),
+            "Signal": st.column_config.TextColumn(help=HOW_SIGNAL),
+            "Data": st.column_config.TextColumn(help="A source this KPI reads has missed two or more "
                                                 "expected refreshes: see Data health."),
         },
     )
