@@ -107,8 +107,10 @@ def show_review(item) -> None:
              " ".join(r.commitment.what.split()), r.commitment.owner, f"{r.commitment.due_date:%a %d %b %Y}",
              registry.metrics[r.commitment.metric_id].title if r.commitment.metric_id in registry.metrics else "",
              r.commitment.note or "") for r in item.review]
-    st.html(REVIEW_CSS + table_html(("Where it stands", "What", "Owner", "Due", "KPI", "Note"), rows,
-                                    css_class="review-table"))
+    columns = ("Where it stands", "What", "Owner", "Due", "KPI", "Note")
+    if not any(row[-1] for row in rows):  # no notes yet: no empty column
+        columns, rows = columns[:-1], [row[:-1] for row in rows]
+    st.html(REVIEW_CSS + table_html(columns, rows, css_class="review-table"))
     st.page_link("pages/commitments.py", label="Update these commitments", icon=":material/task_alt:")
 
 
@@ -312,6 +314,7 @@ if presenting:
     h1, h2 {font-size: 2.8rem !important;}
     [data-testid="stMetricValue"] {font-size: 2.8rem !important;}
     [data-testid="stMetricLabel"] p {font-size: 1.3rem !important;}
+    .review-table {font-size: 1.45rem !important;}
     </style>""", unsafe_allow_html=True)
     if not items:
         st.info("Nothing on the agenda.")

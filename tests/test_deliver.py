@@ -231,3 +231,10 @@ def test_claims_race_one_winner_and_a_failed_claim_is_claimable_again(store_url)
     assert stuck is not None and taken is not None and taken.attempts == 2
     for s in stores:
         s.close()
+
+
+def test_without_a_relay_nothing_is_claimed_or_built(city, monkeypatch, capsys):
+    monkeypatch.delenv("CITYSTAT_SMTP_HOST", raising=False)
+    assert deliver(city, utc(2026, 2, 22, 16)) == 1
+    assert "CITYSTAT_SMTP_HOST is not set" in capsys.readouterr().err
+    assert open_store(os.environ["CITYSTAT_STATE_URL"]).list_deliveries() == []

@@ -141,6 +141,12 @@ def run_deliver(stat: "CityStat", store: "Store | None", calendar: "Calendar", *
     now = (now or datetime.now(UTC)).astimezone(UTC)
     run = DeliveryRun(now, due=due_documents(calendar, now))
     settings: list = []
+    if run.due and not dry_run:
+        try:  # settings first: nothing is claimed or built when mail cannot go out at all
+            settings.append(smtp or SmtpSettings.from_env())
+        except NotifyError as exc:
+            run.errors.append(f"{exc}; nothing was sent ({len(run.due)} document(s) due)")
+            return run
     total = len(run.due)
     for index, due in enumerate(run.due):
         o, what = due.occurrence, describe(stat, due)
@@ -160,8 +166,6 @@ def run_deliver(stat: "CityStat", store: "Store | None", calendar: "Calendar", *
             continue
         try:
             subject, body, attachments = build_document(stat, store, calendar, due)
-            if not settings:
-                settings.append(smtp or SmtpSettings.from_env())
             message_id = send_email(settings[0], series.recipients, subject, body, attachments=attachments)
         except NotifyError as exc:
             partly = exc.__cause__ is None and "refused some recipients" in str(exc)
