@@ -14,6 +14,7 @@ from citystat.analyst.promote import (
     DeclaredForm, KpiDetails, PromoteError, draft_declared_metric, draft_sql_metric, preview_promotion,
     write_promotion,
 )
+from citystat.kpis.engine import analyst_limits
 from citystat.registry.models import Aggregation, Direction, Unit
 from citystat.ui.context import city, store
 from citystat.ui.guard import require_role
@@ -106,9 +107,11 @@ def save_notebook(name: str) -> None:
 
 
 st.title("Explore")
+memory_limit, result_limit = analyst_limits()
 st.caption("Read-only DuckDB SQL over the registered extracts: each source is a table named by its id. "
-           f"Results stop at {state.get('explore_row_limit', DEFAULT_ROW_LIMIT):,} rows and "
-           f"{DEFAULT_TIME_LIMIT:g} s. Cells may use $grain, $start, $end and $fy_start_month.")
+           f"Results stop at {state.get('explore_row_limit', DEFAULT_ROW_LIMIT):,} rows, "
+           f"{DEFAULT_TIME_LIMIT:g} s, {memory_limit / 1e9:g} GB of memory and {result_limit / 1e6:g} MB. "
+           "Cells may use $grain, $start, $end and $fy_start_month.")
 
 main, side = st.columns([3, 1])
 with side:

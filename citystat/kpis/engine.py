@@ -313,10 +313,9 @@ class Engine:
             text = f"SELECT * FROM (\n{text}\n) AS analyst_query LIMIT {int(row_limit) + 1}"
         if timeout is None:
             timeout = float(os.environ.get("CITYSTAT_QUERY_TIMEOUT") or ANALYST_TIMEOUT_SECONDS)
-        from citystat.kpis.worker import WorkerError, parse_bytes
+        from citystat.kpis.worker import WorkerError
 
-        memory = parse_bytes(os.environ.get("CITYSTAT_QUERY_MEMORY"), ANALYST_MEMORY_BYTES)
-        max_bytes = parse_bytes(os.environ.get("CITYSTAT_QUERY_RESULT_BYTES"), ANALYST_RESULT_BYTES)
+        memory, max_bytes = analyst_limits()
         try:
             table = self.workers(memory).run(text, params, timeout=timeout, max_bytes=max_bytes)
         except WorkerError as exc:
@@ -426,6 +425,14 @@ class Engine:
 
     def fingerprint(self, prints: dict[str, str] | None = None) -> str:
         return f"{self.registry.fingerprint()}-{self.data_fingerprint(prints)}"
+
+
+def analyst_limits() -> tuple[int, int]:
+    """(memory, result bytes) for analyst SQL: $CITYSTAT_QUERY_MEMORY, $CITYSTAT_QUERY_RESULT_BYTES."""
+    from citystat.kpis.worker import parse_bytes
+
+    return (parse_bytes(os.environ.get("CITYSTAT_QUERY_MEMORY"), ANALYST_MEMORY_BYTES),
+            parse_bytes(os.environ.get("CITYSTAT_QUERY_RESULT_BYTES"), ANALYST_RESULT_BYTES))
 
 
 def _default_memory_limit() -> str | None:

@@ -123,7 +123,7 @@ def parse_yaml(text: str, file: str, *, yaml: YAML | None = None) -> Any:
         problem = exc.problem or exc.context or "cannot be read"
         context = exc.context or ""
         if "found character '\\t'" in problem:
-            problem += " (indent with spaces, not tabs)"
+            problem = "a tab character where YAML expects spaces (indent with spaces, not tabs)"
         if exc.context_mark and exc.problem_mark and ("flow" in context or "quoted" in context):
             # an unclosed bracket or quote: name the line where it was opened
             line = exc.context_mark.line + 1
