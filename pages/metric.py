@@ -16,7 +16,7 @@ from citystat.ui.context import annotations_for, city
 from citystat.ui.followup import followup_section
 from citystat.ui.charts import show_chart
 from citystat.ui.guard import require_role
-from citystat.ui.widgets import GRAIN_NAMES, data_notice, HOW_SIGNAL, HOW_STATUS, HOW_TARGETS, how_computed, status_chip
+from citystat.ui.widgets import GRAIN_NAMES, HOW_ASSURANCE, data_notice, HOW_SIGNAL, HOW_STATUS, HOW_TARGETS, how_computed, status_chip
 from citystat.files.csv import csv_text
 
 require_role(Role.STAFF)
@@ -62,25 +62,24 @@ current = frame.filter(pl.col("period_start") == as_of).row(0, named=True)
 
 shown = frame.filter(pl.col("period_start") <= as_of)
 direction = metric.direction.value
-cards = st.columns(4)
+# Three cards a row: at 1024 px four would cut "On track" and "(worse)" short.
+cards = st.columns(3)
 cards[0].metric(f"Value · {current['label']}", format_value(current["value"], unit), border=True)
 cards[1].metric("Target", format_value(current["target"], unit) if current["target"] is not None else "none",
                 border=True)
-cards[2].metric("Status", status_chip(current["status"]), border=True,
-                help=HOW_STATUS)
-cards[3].metric("vs prior period", format_value(current["prior_value"], unit),
-                delta=metric_delta(current["change_vs_prior"], unit, direction), delta_color=delta_colour(direction),
-                border=True, help="The prior period's value and the change since.")
-comparison = st.columns(4)
-comparison[0].metric("Same period last year", format_value(current["last_year_value"], unit),
+cards[2].metric("Status", status_chip(current["status"]), border=True, help=HOW_STATUS + "\n\n" + HOW_ASSURANCE,
+                delta=assurance_label(shown, metric), delta_color="off", delta_arrow="off")
+comparison = st.columns(2)
+comparison[0].metric("Prior period", format_value(current["prior_value"], unit),
+                     delta=metric_delta(current["change_vs_prior"], unit, direction),
+                     delta_color=delta_colour(direction), border=True,
+                     help="The prior period's value and the change since.")
+comparison[1].metric("Same period last year", format_value(current["last_year_value"], unit),
                      delta=metric_delta(current["change_vs_last_year"], unit, direction),
                      delta_color=delta_colour(direction), border=True)
-comparison[1].metric("Assurance", assurance_label(shown, metric), border=True,
-                     help=assurance_sentence(current, metric))
 if current["score"] is not None:
-    comparison[2].metric("KPI score", f"{current['score']:.2f}", border=True,
-                         help="CityScore method: actual ÷ target (higher is better) or target ÷ actual "
-                              "(lower is better); 1.00 = on target.")
+    st.caption(f"KPI score {current['score']:.2f} (CityScore method: actual ÷ target when higher is better, "
+               "target ÷ actual when lower is better; 1.00 = on target).")
 st.markdown(f"**Signal:** {signal_sentence(shown, direction, grain)}", help=HOW_SIGNAL)
 st.caption(f"**Assurance:** {assurance_sentence(current, metric)}")
 if current["centre"] is not None:

@@ -18,7 +18,7 @@ from citystat.core.periods import latest_complete_period, period_end, period_lab
 from citystat.core.periods import same_period_last_year
 from citystat.core.assurance import ASSURANCE_LABELS, assurance_for, describe_assurance
 from citystat.core.attribution import Attribution, attribute_change, describe_contribution, percentage_points
-from citystat.core.spc import MR_RULE, PointResult, describe_signal_now, format_rules, process_behaviour, signal_now
+from citystat.core.spc import MR_RULE, PointResult, describe_signal, describe_signal_now, format_rules, process_behaviour, signal_now
 from citystat.core.status import STATUS_LABELS, Status, status_for
 from citystat.core.targets import target_for
 from citystat.registry.loader import Registry
@@ -370,6 +370,17 @@ def signal_sentence(frame: pl.DataFrame, direction: str, grain: str) -> str:
         return "No process limits yet: too few periods to tell a real change from noise."
     state = signal_now(chart_points(frame), direction)
     return describe_signal_now(state, _signal_labels(frame, grain), GRAIN_NOUNS.get(grain, grain))
+
+
+def signal_headline(frame: pl.DataFrame, direction: str, grain: str) -> str:
+    """The main signal at the frame's last period in one sentence (empty when none): the agenda's
+    reason, where the full `signal_sentence` would repeat itself."""
+    if frame.is_empty() or frame["centre"].drop_nulls().is_empty():
+        return ""
+    state = signal_now(chart_points(frame), direction)
+    if not state.signalling:
+        return ""
+    return describe_signal(state.now[0], _signal_labels(frame, grain), GRAIN_NOUNS.get(grain, grain), state.latest)
 
 
 _SHORT = {1: "outside the process limits", 2: "a run on one side of the usual level",

@@ -29,7 +29,7 @@ from citystat.auth import PermissionDenied, User
 from citystat.core.periods import period_end, period_label
 from citystat.core.status import STATUS_LABELS, Status
 from citystat.kpis.frames import (ChangeExplanation, OverviewRow, assurance_of, change_explanations, data_end_day,
-                                  main_explanation, signal_sentence)
+                                  main_explanation, signal_headline, signal_sentence)
 
 if TYPE_CHECKING:  # pragma: no cover
     from citystat.api import CityStat
@@ -230,7 +230,8 @@ def _kpi_item(stat: "CityStat", store: "Store", row: OverviewRow,
     metric = row.metric
     fy = stat.registry.city.fiscal_year_start_month
     signal_text = signal_sentence(row.frame, metric.direction.value, row.grain) if row.current else ""
-    section, reasons = section_and_reasons(row.current, metric.direction.value, signal_text)
+    headline = signal_headline(row.frame, metric.direction.value, row.grain) if row.current else ""
+    section, reasons = section_and_reasons(row.current, metric.direction.value, headline)
     frame = row.frame.tail(CHART_PERIODS.get(row.grain, 104))
     first = frame["period_start"][0] if frame.height else row.period_start
     last = period_end(row.period_start, row.grain, fy)

@@ -113,9 +113,9 @@ def kpi_table(stat: CityStat, rows: list[OverviewRow], *, key: str, show_departm
         return None
     table = table.with_columns(
         pl.col("status").map_elements(status_chip, return_dtype=pl.Utf8).alias("status_text"))
-    columns = ["status_text", "assurance", "kpi", "period", "value", "target", "vs_prior", "trend", "signal"]
+    columns = ["status_text", "kpi", "value", "target", "vs_prior", "signal", "assurance", "period", "trend"]
     if show_department:
-        columns.insert(1, "department")
+        columns.insert(2, "department")
     if stale and any(stale.get(m) for m in table["metric_id"]):
         table = table.with_columns(pl.col("metric_id").replace_strict(stale, default="", return_dtype=pl.Utf8)
                                    .alias("data"))
