@@ -167,7 +167,7 @@ def test_a_dead_store_gives_a_retrying_message_where_needed_and_the_rest_keeps_s
     overview = render("pages/overview.py")
     assert overview.title[0].value == "Riverton CityStat" and len(overview.dataframe) >= 9
     assert "Needs attention" in [s.value for s in overview.subheader]
-    assert "Graffiti removal time" in [link.proto.label for link in overview.get("page_link")]
+    assert "**Graffiti removal time**" in [link.proto.label for link in overview.get("page_link")]
     metric = render("pages/metric.py", {"metric": "graffiti_days_to_close"})
     assert metric.title[0].value == "Graffiti removal time" and metric.get("vega_lite_chart")
     assert "Commitments and stories are not shown: the commitments database is not answering." in texts(metric)
@@ -230,7 +230,7 @@ def test_metric_department_and_overview_show_the_follow_through():
     assert list(table["Status"]) == ["OVERDUE", "Open"]
 
     overview = render("pages/overview.py")
-    links = [link.proto.label for link in overview.get("page_link")]
+    links = [link.proto.label.strip("*") for link in overview.get("page_link")]
     reasons = "\n".join(m.value for m in overview.markdown)
     assert "Graffiti removal time" in links
     assert ("Public Works · Week of 9 Nov 2026 — off track: 6.0 days against a target of 4.0 days; "

@@ -13,6 +13,7 @@ with it (Overview, Metric, Department) call ``optional_store`` and keep serving 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from html import escape
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -249,11 +250,12 @@ def attention_list(stat: "CityStat", rows: list["OverviewRow"], on: date, limit:
         return
     shown = items[:limit]
     for item in shown:
-        cols = st.columns([3, 5])
-        with cols[0]:
-            st.page_link("pages/metric.py", label=item["kpi"], icon="➡️",
+        # the KPI's name on its own line (never cut short on a small screen), the reason under it
+        with st.container(gap=None):
+            st.page_link("pages/metric.py", label=f"**{item['kpi']}**", icon=":material/arrow_forward:",
                          query_params={"metric": item["metric_id"]},
                          help=f"Open {item['kpi']} ({item['department']})")
-        cols[1].markdown(f"{item['department']} · {item['period']} — {item['why']}")
+            st.markdown(f"<div style='margin:-0.4rem 0 0.6rem 2rem;font-size:0.95rem'>{escape(item['department'])} · "
+                        f"{escape(item['period'])} — {escape(item['why'])}</div>", unsafe_allow_html=True)
     if len(items) > limit:
         st.caption(f"… and {len(items) - limit} more below (off-track KPIs are marked 🔴 in the tables).")
