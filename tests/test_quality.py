@@ -129,3 +129,18 @@ def test_checks_from_registry_model():
     checks = SourceChecks.from_registry(registry_checks)
     assert checks.key_columns == {"a": 0.1}
     assert checks.ranges["b"].min == 0 and checks.ranges["b"].max is None
+
+
+def test_freshness_is_described_in_words():
+    from datetime import datetime, timedelta
+
+    from citystat.checks.quality import staleness
+
+    late = staleness(datetime(2026, 3, 2, 0), "P1D", datetime(2026, 3, 3, 6))
+    assert late.describe() == "late: newest data 30 hours old, expected at least every 1 day"
+    stale = staleness(datetime(2026, 3, 2, 0), "P1W", datetime(2026, 3, 20, 0))
+    assert stale.describe() == "stale: newest data 18 days old, expected at least every 7 days"
+    assert staleness(datetime(2026, 3, 2, 0), "PT1H", datetime(2026, 3, 2, 1)).describe() == \
+        "fresh: newest data 1 hour old, expected at least every 1 hour"
+    assert staleness(None, "P1D", datetime(2026, 3, 2)).describe() == "no data time known"
+    assert isinstance(late.lag, timedelta)

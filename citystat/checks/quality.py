@@ -85,16 +85,20 @@ class Freshness:
         return self.status in ("late", "stale")
 
     def describe(self) -> str:
+        """e.g. "late: newest data 30 hours old, expected at least every 1 day" (weekends not
+        counted for sources refreshed daily to every few days)."""
         if self.status == "unknown" or self.lag is None or self.allowed is None:
             return "no data time known"
-        return f"{self.status}: last data {_human(self.lag)} ago, expected every {_human(self.allowed)}"
+        return f"{self.status}: newest data {_human(self.lag)} old, expected at least every {_human(self.allowed)}"
 
 
 def _human(delta: timedelta) -> str:
     hours = delta.total_seconds() / 3600
     if hours < 48:
-        return f"{hours:.0f} h"
-    return f"{hours / 24:.0f} days"
+        n = round(hours)
+        return "1 hour" if n == 1 else f"{n} hours" if n != 24 else "1 day"
+    days = round(hours / 24)
+    return f"{days} days"
 
 
 def _as_datetime(value: date | datetime) -> datetime:
