@@ -85,3 +85,30 @@ def test_screenshots_of_the_session_overview_and_metric_pages(page, lived_in_app
     wait_for_app(page)
     heading = page.get_by_role("heading", level=1).first.inner_text().strip()
     assert heading and first.endswith(heading)  # the link's text is the icon's name, then the KPI's title
+
+
+def test_commitments_page_rides_out_a_postgresql_restart_by_itself(page, tmp_path_factory):
+    """The store stops: a clear message; it comes back: the page recovers without a reload."""
+    from tests.support.pg_server import start_postgres_server
+
+    server = start_postgres_server()
+    options = f"-k {server.socket_dir} -p {server.port} -c listen_addresses='' -c fsync=off"
+    app = None
+    try:
+        url = server.create_database("browser_outage")
+        app = start_app(tmp_path_factory.mktemp("outage_app"), extra_env={"CITYSTAT_STATE_URL": url})
+        goto(page, app, "commitments")
+        main = page.get_by_test_id("stMain")
+        assert main.get_by_text("No commitment yet").is_visible()
+        server._run(server.bin_dir / "pg_ctl", "-D", server.data_dir, "-m", "fast", "-w", "stop")
+        goto(page, app, "commitments")
+        assert main.get_by_text("The commitments database is not answering; retrying in 5 s").is_visible()
+        server._run(server.bin_dir / "pg_ctl", "-D", server.data_dir, "-o", options,
+                    "-l", server.base_dir / "server.log", "-w", "-t", "60", "start")
+        main.get_by_text("No commitment yet").wait_for(timeout=30_000)  # no reload: the page retried
+        assert not main.get_by_text("is not answering").is_visible()
+    finally:
+        page.goto("about:blank")  # leave the app before it stops (its socket would close under the page)
+        if app is not None:
+            app.stop()
+        server.stop()
