@@ -293,3 +293,35 @@ def test_a_refresh_killed_mid_publish_leaves_the_last_publication_and_is_cleaned
     published = json.loads((target / "latest.json").read_text())
     assert set(published["files"]) <= names and published["fingerprint"] != json.loads(pointer)["fingerprint"]
     assert published_week(target) is not None
+
+
+def test_a_source_retired_from_the_registry_does_not_stop_the_refresh(tmp_path, job_env):
+    registry = make_city(tmp_path / "city")
+    target = tmp_path / "published"
+    assert run_refresh(registry, target, job_env).returncode == 0
+    text = registry.read_text()
+    start = text.index("  - id: old_feed\n")
+    end = text.index("metrics:\n")
+    metric = text.index("  - id: old_readings\n")
+    registry.write_text(text[:start] + text[end:metric])   # the source and its one metric removed
+    (tmp_path / "city" / "data" / "old_feed.parquet").unlink()
+    again = run_refresh(registry, target, job_env)
+    assert again.returncode == 0, again.stderr
+    assert json.loads((target / "latest.json").read_text())["sources"] == ["cases", "requests"]
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_publish_removes_leftovers_no_pointer_names_on_a_folder_and_on_s3(s3, tmp_path, where):
+    from citystat.files.s3 import folder_at, publish
+
+    location = str(tmp_path / "published") if where == "local" else s3.url("rollups")
+    folder = folder_at(location)
+    publish(folder, {"rollup-a.parquet": b"a", "meta-a.json": b"{}"}, {"fingerprint": "a"})
+    for name in ("rollup-killed.parquet", "problems-killed.json", ".tmp-abc123.parquet", "notes.txt"):
+        folder.write_bytes(name, b"left over")
+    kept_young = publish(folder, {"rollup-b.parquet": b"b"}, {"fingerprint": "b"})
+    assert kept_young["removed"] == []                                 # younger than an hour: may be running
+    pointer = publish(folder, {"rollup-c.parquet": b"c"}, {"fingerprint": "c"}, stale_after=0)
+    assert sorted(pointer["removed"]) == [".tmp-abc123.parquet", "problems-killed.json", "rollup-killed.parquet"]
+    assert sorted(folder.ages()) == ["latest.json", "meta-a.json", "notes.txt", "rollup-a.parquet",
+                                     "rollup-b.parquet", "rollup-c.parquet"]

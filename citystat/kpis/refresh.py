@@ -82,7 +82,8 @@ def refresh(registry_path: str | Path | None = None, target: str | None = None, 
                            + f". Nothing was published: {target} keeps its last publication.")
     seconds = time.perf_counter() - started
     engine = city.engine
-    lost = sorted(sources_read(folder, previous) - engine.available)
+    # a source retired from metrics.yaml on purpose is not "lost"
+    lost = sorted((sources_read(folder, previous) & set(city.registry.sources)) - engine.available)
     if lost:
         reasons = {p.entry.removeprefix("source "): p.message for p in engine.problems
                    if p.entry and p.entry.startswith("source ")}
