@@ -76,6 +76,16 @@ def test_screenshots_of_the_session_overview_and_metric_pages(page, lived_in_app
         wait_for_app(page)
         page.wait_for_timeout(1500)
         page.screenshot(path=str(SCREENS / f"{name}-{width}-whole.png"))
+    # presenting mode: one item per screen, for the projector
+    page.set_viewport_size({"width": width, "height": height})
+    goto(page, lived_in_app, "session?department=pw")
+    page.get_by_test_id("stMain").get_by_text("Presenting mode").click()
+    wait_for_app(page)
+    page.get_by_role("button", name="Next").click()
+    wait_for_app(page)
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(SCREENS / f"session-presenting-{width}x{height}.png"))
+    assert page.get_by_role("heading", level=2).filter(has_text="2. ").count() == 1
     # the attention list leads the Overview: its first KPI link opens that KPI's page
     page.set_viewport_size({"width": width, "height": height})
     goto(page, lived_in_app, "")
