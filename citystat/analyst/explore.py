@@ -194,6 +194,9 @@ def run_read_only(engine: Engine, sql: str, params: dict[str, Any] | None = None
         if exc.message.lower().startswith("stopped after"):
             raise ExploreError(f"Stopped after {time_limit:g} s (the time limit): narrow the query "
                                "with a WHERE on the time column, or aggregate first.") from None
+        if exc.message.startswith("stopped: "):
+            raise ExploreError(f"Stopped: {exc.message.removeprefix('stopped: ')}. Aggregate first, or select "
+                               "fewer or shorter columns.") from None
         raise ExploreError(_friendly(exc.message)) from None
     return frame.head(row_limit), frame.height > row_limit
 

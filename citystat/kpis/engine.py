@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 import threading
 import uuid
@@ -322,11 +323,13 @@ class Engine:
             if exc.kind == "time":
                 raise QueryError(context, f"stopped after {timeout:g} s (the time limit for ad-hoc queries)") from None
             if exc.kind == "memory":
+                asked = re.search(r"allocate block of (\d+) bytes", exc.message)
+                detail = f"; it asked for {int(asked.group(1)) / 1e9:,.1f} GB at once" if asked else ""
                 raise QueryError(context, f"stopped: the query needed more than {memory / 1e9:g} GB of memory "
-                                          f"(the memory limit for ad-hoc queries): {exc.message}") from None
+                                          f"(the memory limit for ad-hoc queries){detail}") from None
             if exc.kind == "bytes":
                 raise QueryError(context, f"stopped: the result is larger than {max_bytes / 1e6:g} MB (the "
-                                          "size limit for ad-hoc results); select fewer or shorter columns") from None
+                                          "size limit for ad-hoc results)") from None
             raise QueryError(context, self.explain(exc.message)) from None
         return pl.from_arrow(table)
 
