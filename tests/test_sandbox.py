@@ -83,10 +83,13 @@ def test_the_time_limit_comes_from_the_environment(engine, monkeypatch):
 
 
 def test_a_memory_hog_hits_the_memory_limit():
+    """The engine the pages use has DuckDB's memory limit; analyst SQL has the worker's cap."""
     small = Engine(load_registry(PROJECT_ROOT / "metrics.yaml"), memory_limit="64MB")
     assert small.query("SELECT current_setting('memory_limit') AS m")["m"][0].startswith("61.0 MiB")
     with pytest.raises(QueryError, match="(?i)out of memory"):
-        small.read_only_query("SELECT list(range) FROM range(100000000)", timeout=60)
+        small.query("SELECT list(range) FROM range(100000000)", timeout=60)
+    with pytest.raises(QueryError, match="stopped: the query needed more than 1 GB of memory"):
+        small.read_only_query("SELECT list(range) FROM range(1000000000)", timeout=60)
 
 
 def test_the_default_memory_limit_is_below_duckdbs_own(engine, monkeypatch):
