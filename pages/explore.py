@@ -24,6 +24,7 @@ user = require_role(Role.ANALYST)
 stat = city()
 registry = stat.registry
 engine = stat.engine
+engine.warm_analyst_worker()  # the first cell then does not wait for the query process to start
 fy = registry.city.fiscal_year_start_month
 state = st.session_state
 

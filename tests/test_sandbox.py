@@ -135,3 +135,18 @@ def test_analyst_sql_runs_in_another_process_with_its_own_connection(engine):
     assert worker_pid != os.getpid()
     assert engine.read_only_query("SELECT count(*) AS n FROM service_requests")["n"][0] == \
         engine.query("SELECT count(*) AS n FROM service_requests")["n"][0]
+
+
+def test_a_warm_worker_is_ready_before_the_first_query():
+    import time as clock
+
+    fresh = Engine(load_registry(PROJECT_ROOT / "metrics.yaml"))
+    fresh.warm_analyst_worker()
+    deadline = clock.monotonic() + 60
+    while not fresh._workers._idle and clock.monotonic() < deadline:
+        clock.sleep(0.1)
+    assert len(fresh._workers._idle) == 1
+    pid = fresh._workers._idle[0].process.pid
+    assert fresh.read_only_query("SELECT 7 AS x")["x"][0] == 7
+    assert fresh._workers._idle[0].process.pid == pid  # the warm one answered
+    fresh.close()

@@ -357,6 +357,10 @@ class Engine:
                     damaged.append(file)
         return damaged
 
+    def warm_analyst_worker(self) -> None:
+        """Start the worker for analyst SQL in the background (the Explore page calls this)."""
+        self.workers(analyst_limits()[0]).warm()
+
     def workers(self, memory_bytes: int):
         """The warm worker processes that run this engine's analyst SQL (started on first use)."""
         from citystat.kpis.worker import AnalystWorkers, WorkerSetup

@@ -227,6 +227,7 @@ class AnalystWorkers:
     keep: int = 2
     _idle: list[Worker] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _warming: bool = False
 
     def run(self, sql: str, params: Mapping[str, Any] | None, *, timeout: float, max_bytes: int):
         """The result as a pyarrow Table, or WorkerError."""
@@ -244,6 +245,23 @@ class AnalystWorkers:
             raise
         self._give_back(worker)
         return pa.ipc.open_stream(payload).read_all()
+
+    def warm(self) -> None:
+        """Start a worker in the background when none is idle (the first query then waits less)."""
+        with self._lock:
+            if self._idle or self._warming:
+                return
+            self._warming = True
+
+        def start() -> None:
+            try:
+                self._give_back(Worker(self.setup))
+            except WorkerError:
+                pass
+            finally:
+                self._warming = False
+
+        threading.Thread(target=start, daemon=True, name="citystat-warm-worker").start()
 
     def _give_back(self, worker: Worker) -> None:
         with self._lock:
