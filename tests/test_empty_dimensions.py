@@ -101,15 +101,17 @@ metrics:
 """
 
 
-def test_boston_311_requests_without_a_neighborhood(tmp_path):
+def test_boston_311_requests_without_a_neighborhood(tmp_path, monkeypatch):
     path = realdata("boston_311_2015.parquet")
+    monkeypatch.setenv("CITYSTAT_DATA_ROOT", str(path.parent))   # extracts must be inside the data folder
     con = duckdb.connect()
     missing = con.sql(f"SELECT count(*) FROM read_parquet('{path}') WHERE neighborhood IS NULL "
                       f"OR trim(neighborhood) = ''").fetchall()[0][0]
     assert missing == 10_955
     registry = tmp_path / "metrics.yaml"
-    registry.write_text(BOSTON.format(path=path))
+    registry.write_text(BOSTON.format(path=path.name))
     city = CityStat.open(registry, use_disk_cache=False, replica=False)
+    assert not city.registry.problems and city.engine.available == {"requests"}
     years = city.rollup.series("requests", "fiscal_year", "neighborhood")
     assert years.filter(pl.col("dimension_value").is_null()).is_empty()
     assert years.filter(pl.col("dimension_value") == NOT_RECORDED)["value"].sum() == 10_955   # FY2015 + FY2016
