@@ -19,7 +19,7 @@ from citystat.display.format import delta_colour, metric_delta, status_counts_te
 from citystat.session.agenda import (REVIEW, SECTION_TITLES, FormError, add_annotation, build_agenda,
                                      default_session_date, find_session, make_commitment, save_narrative)
 from citystat.session.packet import (CONTRIBUTION_HEADERS, breakdown_text, build_followup_html, build_packet_html,
-                                     contribution_rows, html_to_pdf, numbers_rows, packet_filename)
+                                     contribution_rows, data_gap_text, html_to_pdf, numbers_rows, packet_filename)
 from citystat.store import ConflictError
 from citystat.ui.context import city, current_user
 from citystat.ui.followup import calendar_note, commitment_rows, load_calendar_or_note, require_store
@@ -333,6 +333,8 @@ if presenting:
 st.title(f"{agenda.title} — stat session {session_date:%a %d %b %Y}")
 calendar_note(stat, department=department, topic=topic, calendar=calendar)
 data_notice(stat, [m for m in registry.metrics.values() if m.id in {i.metric_id for i in items}])
+if data_gap_text(agenda):
+    st.warning(data_gap_text(agenda), icon="⏰")
 
 # Packet and memo first: they are what the analyst comes here for before and after the meeting.
 packet_key = ("packet", department, topic, session_date)

@@ -114,3 +114,18 @@ def test_public_page_says_when_the_figures_end(testville):
     shown = texts(render("pages/public.py"))
     assert "Figures use city data up to Sun 1 Mar 2026." in shown
     assert "should be updated daily but its newest data is from Sun 1 Mar 2026" in shown
+
+
+def test_a_session_well_after_the_data_ends_says_so(tmp_path):
+    from citystat.session.agenda import build_agenda
+    from citystat.session.packet import data_gap_text, freshness_html
+    from citystat.store import open_store
+
+    stat = CityStat.open(make_city(tmp_path / "city"), use_disk_cache=False).sync()
+    store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    # Monday after the data's last week: the data reaches the session's eve, nothing to say
+    assert data_gap_text(build_agenda(stat, store, department="ops", session_date=date(2026, 3, 2))) == ""
+    late = build_agenda(stat, store, department="ops", session_date=date(2026, 3, 12))
+    assert data_gap_text(late) == ("This session is on Thu 12 Mar 2026, but the data ends on Sun 1 Mar 2026: "
+                                   "the 10 days before the session are not in these figures.")
+    assert "the 10 days before the session are not in these figures" in freshness_html(stat, late)

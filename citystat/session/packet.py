@@ -196,6 +196,16 @@ def kpi_item_html(item: AgendaItem, session_date: date, metric_titles: dict[str,
             + "<h3>Story behind the curve</h3>" + narrative_html(item) + commitments)
 
 
+def data_gap_text(agenda: Agenda) -> str:
+    """A warning when the session is well after the data ends (a session on 3 Dec reading data
+    to 15 Nov): empty when the data reaches the session's eve or nearly (a weekend)."""
+    gap = (agenda.session_date - agenda.as_of_day).days - 1
+    if gap <= 3:
+        return ""
+    return (f"This session is on {format_date(agenda.session_date)}, but the data ends on "
+            f"{format_date(agenda.as_of_day)}: the {gap} days before the session are not in these figures.")
+
+
 def freshness_html(stat: "CityStat", agenda: Agenda) -> str:
     """When the data ends, the sources (read by the agenda's KPIs) late for their declared
     refresh, rows dated in the future, and the sample-data notice -- as on every page."""
@@ -208,7 +218,7 @@ def freshness_html(stat: "CityStat", agenda: Agenda) -> str:
                         future={k: v for k, v in fresh.future.items() if k in read}, sample_until=fresh.sample_until)
     parts = [f'<p class="meta"><strong>{escape(fresh.ends_text())}</strong>'
              + (f' · {escape(fresh.sample_text())}' if fresh.sample_until else "") + "</p>"]
-    for text in (fresh.late_text(), fresh.future_text()):
+    for text in (data_gap_text(agenda), fresh.late_text(), fresh.future_text()):
         if text:
             parts.append(f'<p class="reason">⚠ {escape(text)}</p>')
     return "".join(parts)
