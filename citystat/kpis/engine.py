@@ -396,18 +396,17 @@ class Engine:
         the bucket's listing (ETag, size, LastModified of each object) now, plus the local
         copies this engine reads.
         """
-        prints = {}
-        for source_id in sorted(self.source_files):
-            local = files_fingerprint(expand(self.source_files[source_id].pattern))
-            if source_id in self.remote_sources:
-                try:
-                    listing = objects_fingerprint(list_objects(self.remote_sources[source_id]))
-                except ObjectStoreError:
-                    listing = "unreachable"
-                prints[source_id] = f"{listing}/{local}"
-            else:
-                prints[source_id] = local
-        return prints
+        return {source_id: self._file_source_print(source_id) for source_id in sorted(self.source_files)}
+
+    def _file_source_print(self, source_id: str) -> str:
+        local = files_fingerprint(expand(self.source_files[source_id].pattern))
+        if source_id not in self.remote_sources:
+            return local
+        try:
+            listing = objects_fingerprint(list_objects(self.remote_sources[source_id]))
+        except ObjectStoreError:
+            listing = "unreachable"
+        return f"{listing}/{local}"
 
     def stale_sources(self, prints: dict[str, str] | None = None) -> list[str]:
         """The s3:// sources whose bucket now holds something else than this engine copied."""
@@ -419,8 +418,7 @@ class Engine:
         """One source's fingerprint (a SQL-defined source: that of all the extracts)."""
         if source_id not in self.source_files:
             return self.data_fingerprint()
-        return self.source_fingerprints()[source_id] if source_id in self.remote_sources else \
-            files_fingerprint(expand(self.source_files[source_id].pattern))
+        return self._file_source_print(source_id)
 
     def data_fingerprint(self, prints: dict[str, str] | None = None) -> str:
         """Changes when any extract file is added, removed, replaced or touched."""
