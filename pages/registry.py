@@ -4,6 +4,7 @@ import polars as pl
 import streamlit as st
 
 from citystat.auth import Role
+from citystat.display.format import display_frame, refresh_words
 from citystat.analyst.reference import metric_catalog, search_catalog
 from citystat.kpis.rollup import metric_sql
 from citystat.ui.context import city
@@ -26,8 +27,10 @@ with metrics_tab:
     catalog = search_catalog(metric_catalog(stat), query)
     st.caption(f"{catalog.height} of {len(registry.metrics)} metrics")
     shown = catalog.with_columns(pl.col("state").replace_strict(STATE_ICONS, default=pl.col("state")))
-    st.dataframe(shown.select("state", "id", "title", "department", "owner", "kind", "unit", "direction", "grain",
-                              "sources", "targets", "tags"), hide_index=True, width="stretch", key="metric_table")
+    st.dataframe(display_frame(shown.select("state", "id", "title", "department", "owner", "kind", "unit",
+                                            "direction", "grain", "sources", "targets", "tags"),
+                               headers={"id": "Id", "kind": "Computed as"}),
+                 hide_index=True, width="stretch", key="metric_table")
     if catalog.height:
         metric_id = st.selectbox("Details of", catalog["id"].to_list(), key="registry_metric",
                                  format_func=lambda m: f"{m} — {registry.metrics[m].title}")
@@ -70,8 +73,11 @@ with sources_tab:
         keep = search_catalog(sources.drop("columns").with_columns(pl.all().cast(pl.Utf8)), words)["id"].to_list()
         sources = sources.filter(pl.col("id").is_in(keep))
     st.caption(f"{sources.height} of {len(registry.sources)} sources")
-    st.dataframe(sources.select("id", "title", "rows", "first_time", "last_time", "last_refresh", "refresh",
-                                "department", "sensitive", "publishable", "available"),
+    st.dataframe(display_frame(sources.select("id", "title", "rows", "first_time", "last_time", "last_refresh",
+                                              pl.col("refresh").map_elements(refresh_words, return_dtype=pl.Utf8),
+                                              "department", "sensitive", "publishable", "available"),
+                               headers={"id": "Id", "first_time": "Data from", "last_time": "Data to",
+                                        "last_refresh": "File changed", "refresh": "Expected refresh"}),
                  hide_index=True, width="stretch", key="source_table")
     for source in sources.iter_rows(named=True):
         label = f"`{source['id']}` — {source['title']}" + ("" if source["available"] else " :material/error: unavailable")

@@ -13,7 +13,8 @@ REGISTRY = load_registry(PROJECT_ROOT / "metrics.yaml")
 
 
 def table(app: AppTest, column: str):
-    """The first table on the page with this column (the metric table has `kind`, the source table `last_refresh`)."""
+    """The first table on the page with this column (the metric table has "Computed as", the source table
+    "File changed")."""
     return next(f.value for f in app.dataframe if column in f.value.columns)
 
 
@@ -23,19 +24,20 @@ def test_registry_page_lists_searches_and_details():
     app.switch_page("pages/registry.py")
     app.run()
     assert not app.exception, [e.value for e in app.exception]
-    metrics_table = table(app, "kind")
-    assert sorted(metrics_table["id"]) == sorted(REGISTRY.metrics)
-    assert set(metrics_table["state"]) == {"ok"}
-    sources_table = table(app, "last_refresh")
-    assert sorted(sources_table["id"]) == sorted(REGISTRY.sources)
-    permits = sources_table[sources_table["id"] == "permits"].iloc[0]
-    assert permits["rows"] == pq.ParquetFile(PROJECT_ROOT / "data" / "permits.parquet").metadata.num_rows
+    metrics_table = table(app, "Computed as")
+    assert sorted(metrics_table["Id"]) == sorted(REGISTRY.metrics)
+    assert set(metrics_table["State"]) == {"ok"}
+    sources_table = table(app, "File changed")
+    assert sorted(sources_table["Id"]) == sorted(REGISTRY.sources)
+    permits = sources_table[sources_table["Id"] == "permits"].iloc[0]
+    assert permits["Rows"] == f'{pq.ParquetFile(PROJECT_ROOT / "data" / "permits.parquet").metadata.num_rows:,}'
+    assert permits["Expected refresh"] == "daily" and permits["Data to"] == "13 Nov 2026"
 
     app.text_input(key="registry_search").input("graffiti").run()
-    found = table(app, "kind")
+    found = table(app, "Computed as")
     expected = [m.id for m in REGISTRY.metrics.values()
                 if "graffiti" in (m.id + m.title + m.description + " ".join(m.tags) + (m.filter or "")).lower()]
-    assert sorted(found["id"]) == sorted(expected) and expected
+    assert sorted(found["Id"]) == sorted(expected) and expected
     app.selectbox(key="registry_metric").select("graffiti_days_to_close").run()
     shown = "\n".join(m.value for m in app.markdown)
     metric = REGISTRY.metrics["graffiti_days_to_close"]
@@ -44,5 +46,5 @@ def test_registry_page_lists_searches_and_details():
     assert any("service_requests" in c.value for c in app.code)  # its query
 
     app.text_input(key="registry_search").input("no metric has this zzz").run()
-    assert table(app, "kind").empty
+    assert table(app, "Computed as").empty
     assert not app.exception
