@@ -121,7 +121,8 @@ if metric.dimensions:
                               labels=["dimension_value"], changes={"change": (unit, direction)}),
                 hide_index=True, width="stretch")
             st.caption(N_HELP)
-            right.download_button("Download CSV", csv_text(table), key=f"breakdown-{dimension}",
+            right.download_button(f"Download the breakdown by {human_label(dimension).lower()} (CSV)", csv_text(table),
+                                  key=f"breakdown-{dimension}",
                                   file_name=f"{metric_id}_{grain}_{dimension}_{as_of}.csv", mime="text/csv")
 
 st.subheader("Data")

@@ -9,6 +9,7 @@ and stops the direct run, so every visit gets the same navigation, layout and ch
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import streamlit as st
 from altair.utils import schemapi as altair_schema
@@ -18,10 +19,13 @@ from citystat.ui.navigation import pages_for
 from citystat.ui.signin import account_controls
 
 _inside = threading.local()
+# A file, not a Material icon: Streamlit fetches a Material favicon from Google's font servers,
+# which a city's network (and the offline test machine) may not reach.
+FAVICON = str(Path(__file__).with_name("static") / "favicon.png")
 
 
 def run_app() -> None:
-    st.set_page_config(page_title="CityStat", page_icon=":material/monitoring:", layout="wide")
+    st.set_page_config(page_title="CityStat", page_icon=FAVICON, layout="wide")
     # Altair validates every chart object against the Vega-Lite schema as it is built ("debug
     # mode"); the tests validate every chart builder's spec, so the server does not redo it.
     altair_schema.disable_debug_mode()

@@ -93,7 +93,7 @@ def test_open_a_kpi_from_the_overview(page, local_app):
     page.wait_for_url("**/metric?metric=*", timeout=60_000)
     wait_for_app(page)
     assert_clean(page)
-    assert page.get_by_text("Download CSV").count() == 1
+    assert page.get_by_role("button", name="Download CSV", exact=True).count() == 1
 
 
 def test_metric_grain_and_csv_download(page, local_app):
@@ -104,7 +104,7 @@ def test_metric_grain_and_csv_download(page, local_app):
     wait_for_app(page)
     assert_clean(page)
     with page.expect_download() as download_info:
-        page.get_by_test_id("stDownloadButton").get_by_role("button").click()
+        page.get_by_role("button", name="Download CSV", exact=True).click()
     download = download_info.value
     assert download.suggested_filename == "pothole_on_time_month.csv"
     text = Path(download.path()).read_text(encoding="utf-8")
