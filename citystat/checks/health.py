@@ -183,28 +183,36 @@ def future_rows(stat: "CityStat", now: datetime | None = None) -> dict[str, tupl
     if now is None:
         return {}
     end = datetime.combine(now.date(), time.max) if isinstance(now, datetime) else datetime.combine(now, time.max)
-    lasts = last_data_times(stat)
-    candidates = [sid for sid, last in lasts.items() if _naive(last) > end]
     key = ("future", stat.engine.fingerprint(), end)
     with _CACHE_LOCK:
         if key in _CACHE:
             return _CACHE[key]
+    out = count_future_rows(stat.engine, stat.rollup.extents, end)
+    with _CACHE_LOCK:
+        _CACHE[key] = out
+    return out
+
+
+def count_future_rows(engine: Engine, extents: pl.DataFrame, end: datetime) -> dict[str, tuple[int, datetime]]:
+    """(rows dated after ``end``, the latest of them) for each source whose newest row is after it
+    (``extents``: source_id, last_time, as the rollup records them). Used by Data health and validate."""
+    registry = engine.registry
     out: dict[str, tuple[int, datetime]] = {}
-    for source_id in candidates:
-        source = stat.registry.sources[source_id]
-        if source_id not in stat.engine.available or not source.time_column:
+    for row in extents.drop_nulls("last_time").iter_rows(named=True):
+        source_id = row["source_id"]
+        source = registry.sources.get(source_id)
+        if _naive(row["last_time"]) <= end or source is None or not source.time_column \
+                or source_id not in engine.available:
             continue
         column = quote_identifier(source.time_column)
         try:
-            found = stat.engine.query(
+            found = engine.query(
                 f"SELECT count(*)::BIGINT AS n, max({column}) AS latest FROM {quote_identifier(source_id)} "
                 f"WHERE CAST({column} AS TIMESTAMP) > $end", {"end": end}, context=f"source {source_id} future rows")
         except QueryError:
             continue
         if found["n"][0]:
             out[source_id] = (int(found["n"][0]), found["latest"][0])
-    with _CACHE_LOCK:
-        _CACHE[key] = out
     return out
 
 

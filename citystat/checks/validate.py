@@ -124,14 +124,21 @@ def check_empty(engine: Engine, rollup: Rollup) -> list[Problem]:
 
 
 def check_future_data(engine: Engine, rollup: Rollup, today: date) -> list[Problem]:
+    """Sources with rows dated after today: how many, and the latest (they are left out of the
+    default "as of" period until their day comes)."""
+    from datetime import datetime, time
+
+    from citystat.checks.health import count_future_rows
+    from citystat.display.format import format_date
+
     registry = engine.registry
     problems = []
-    for row in rollup.extents.iter_rows(named=True):
-        if row["last_time"] is not None and row["last_time"].date() > today:
-            problems.append(Problem(str(registry.path), registry.line_of("source", row["source_id"]),
-                                    f"source {row['source_id']}",
-                                    f"has rows dated in the future (latest {row['last_time']:%Y-%m-%d %H:%M}, "
-                                    f"today is {today})", severity="warning"))
+    found = count_future_rows(engine, rollup.extents, datetime.combine(today, time.max))
+    for source_id, (rows, latest) in sorted(found.items()):
+        problems.append(Problem(str(registry.path), registry.line_of("source", source_id), f"source {source_id}",
+                                f"has {rows:,} row(s) dated in the future (the latest {format_date(latest)}; "
+                                f"today is {format_date(today)}); they are left out of the default period",
+                                severity="warning"))
     return problems
 
 
