@@ -153,7 +153,9 @@ def test_internal_pages_refuse_the_public_even_when_opened_directly(app_env, pag
     at.session_state["citystat_user"] = PUBLIC_USER
     at.run()
     assert not at.exception
-    assert not at.dataframe
+    # the public page is served instead: its only tables are the charts' data (period, value, target)
+    assert [t.value for t in at.title] == ["How Riverton is doing"]
+    assert all(set(frame.value.columns) <= {"Period", "Value", "Target"} for frame in at.dataframe)
     assert not any("CityStat" == t.value.split()[-1] for t in at.title)   # not the Overview's title
     assert not any(m.label.startswith(("Value ·", "Target")) for m in at.metric)  # not Metric detail
 
