@@ -41,7 +41,7 @@ if not commitments:
         st.info("No commitment yet. Commitments are made at stat sessions: open the Stat session page, pick the "
                 "department, open an agenda item and use \"Make a commitment on this KPI\" (or \"Make a commitment "
                 "not tied to one KPI\" below the agenda). Open ones are reviewed first at the next session.")
-        st.page_link("pages/session.py", label="Open the Stat session page", icon="🗓️")
+        st.page_link("pages/session.py", label="Open the Stat session page", icon=":material/event:")
     else:
         st.info("No commitment matches these filters. Choose \"all\" under Status, or another department.")
     st.stop()

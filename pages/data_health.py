@@ -34,7 +34,7 @@ report = health_report(stat, now=now)
 freshness = data_freshness(stat, now=now)
 st.caption(f"**{freshness.ends_text()}**" + (f" · {freshness.sample_text()}" if freshness.sample_until else ""))
 if freshness.future:
-    st.warning(freshness.future_text(), icon="⚠️")
+    st.warning(freshness.future_text(), icon=":material/warning:")
 flagged = [h for h in report if h.freshness.flagged]
 failing = [h for h in report if any(c.check != "freshness" and not c.passed for c in h.checks) or h.error]
 if flagged:

@@ -165,7 +165,7 @@ with main:
                            disabled=number == 1, width="stretch")
             head[3].button("↓", key=f"down_{cell_id}", help="Move down", on_click=change,
                            args=(move_cell, cell_id, 1), disabled=number == len(cells()), width="stretch")
-            head[4].button("✕", key=f"remove_{cell_id}", help="Remove this cell", on_click=change,
+            head[4].button(":material/close:", key=f"remove_{cell_id}", help="Remove this cell", on_click=change,
                            args=(remove_cell, cell_id), width="stretch")
             st.text_area("SQL", value=cell["sql"], key=f"sql_{cell_id}", height=140, label_visibility="collapsed",
                          placeholder="SELECT ... FROM service_requests")
@@ -173,7 +173,7 @@ with main:
             if result is None:
                 continue
             if not result.ok:
-                st.error(result.error, icon="⚠️")
+                st.error(result.error, icon=":material/warning:")
                 continue
             frame = result.frame
             note = f"{frame.height:,} rows · {result.seconds:.2f} s"

@@ -72,7 +72,7 @@ def test_site_has_pages_styles_catalog_and_downloads(site):
     # every link on the pages points at a file the site has (or is a mail/licence link)
     for page in ("index.html", "opendata.html"):
         for href in re.findall(r'href="([^"]+)"', (site / page).read_text(encoding="utf-8")):
-            if not href.startswith(("#", "mailto:", "http")):
+            if not href.startswith(("#", "mailto:", "http", "data:")):
                 assert (site / href).is_file(), f"{page} links to missing {href}"
     assert "<script" not in index.lower()
 

@@ -70,6 +70,7 @@ __all__ = [
     "chart_png",
     "chart_svg",
     "css_string",
+    "quiet_marks",
     "escape",
     "figure_html",
     "html_to_pdf",
@@ -114,15 +115,35 @@ def _spec(chart: Any, width: int | None) -> dict:
     return spec
 
 
+def quiet_marks(spec: Any) -> Any:
+    """A Vega-Lite spec with ``aria: false`` on every mark, so screen readers skip the marks and
+    read the chart's one text alternative instead (Vega's config-level ``aria`` does not reach
+    the mark containers of layered charts, which are then unnamed images to axe and to readers)."""
+    if isinstance(spec, dict):
+        out = {k: quiet_marks(v) for k, v in spec.items()}
+        if "mark" in out:
+            mark = out["mark"]
+            mark = {**(mark if isinstance(mark, dict) else {"type": mark}), "aria": False}
+            for overlay in ("point", "line"):  # e.g. mark_line(point=True) draws a second mark
+                if mark.get(overlay) is True or isinstance(mark.get(overlay), dict):
+                    mark[overlay] = {**(mark[overlay] if isinstance(mark[overlay], dict) else {}), "aria": False}
+            out["mark"] = mark
+        return out
+    if isinstance(spec, list):
+        return [quiet_marks(v) for v in spec]
+    return spec
+
+
 def chart_svg(chart: Any, *, width: int | None = 640) -> str:
-    """Render a chart to an inline ``<svg>`` string (no XML prolog), offline.
+    """Render a chart to an inline ``<svg>`` string (no XML prolog), offline, with its marks
+    hidden from screen readers (``figure_html`` names the whole image with its summary).
 
     Why vl-convert: it runs Vega in-process (no browser, no node), so packets build on a
     server or in CI. ``allowed_base_urls=[]`` stops any data URL being fetched.
     """
     import vl_convert as vlc
 
-    svg = vlc.vegalite_to_svg(_spec(chart, width), allowed_base_urls=[])
+    svg = vlc.vegalite_to_svg(quiet_marks(_spec(chart, width)), allowed_base_urls=[])
     svg = re.sub(r"^\s*<\?xml[^>]*\?>\s*", "", svg)
     return svg
 

@@ -10,6 +10,8 @@ from typing import Any
 import polars as pl
 import streamlit as st
 
+from citystat.display.report import quiet_marks
+
 
 def show_chart(chart: Any, summary: str, *, columns: Sequence[str] | None = None,
                rows: Sequence[Sequence[Any]] | None = None, table_label: str = "Data table",
@@ -36,16 +38,3 @@ def show_chart(chart: Any, summary: str, *, columns: Sequence[str] | None = None
                                       infer_schema_length=None),
                          hide_index=True, width="stretch")
 
-
-def quiet_marks(spec: Any) -> Any:
-    """A Vega-Lite spec with ``aria: false`` on every mark (Vega's config-level ``aria`` does
-    not reach the mark containers of layered charts, which then lack a name)."""
-    if isinstance(spec, dict):
-        out = {k: quiet_marks(v) for k, v in spec.items()}
-        if "mark" in out:
-            mark = out["mark"]
-            out["mark"] = {**(mark if isinstance(mark, dict) else {"type": mark}), "aria": False}
-        return out
-    if isinstance(spec, list):
-        return [quiet_marks(v) for v in spec]
-    return spec

@@ -51,7 +51,7 @@ def optional_store() -> "Store | None":
     try:
         return _reachable_store()
     except OUTAGE_ERRORS:
-        st.caption("⚠️ Commitments and stories are not shown: the commitments database is not answering.")
+        st.caption(":material/warning: Commitments and stories are not shown: the commitments database is not answering.")
         return None
 
 
@@ -63,7 +63,7 @@ def require_store(what: str = "commitments database") -> "Store":
         error = exc
     retry_at = datetime.now(UTC) + timedelta(seconds=RETRY_SECONDS)
     st.error(f"The {what} is not answering; retrying in {RETRY_SECONDS} s… The KPIs on the Overview and "
-             "Metric pages are still available.", icon="🔌")
+             "Metric pages are still available.", icon=":material/power_off:")
     with st.expander("Details for the administrator"):
         st.text(f"{type(error).__name__}: {str(error).splitlines()[0][:300]}")
 
@@ -117,7 +117,7 @@ def followup_section(stat: "CityStat", metric_ids: list[str], *, on: date, headi
             if found:
                 stories.append((metric_id, found[0]))
     except OUTAGE_ERRORS:
-        st.caption("⚠️ Commitments and stories are not shown: the commitments database is not answering.")
+        st.caption(":material/warning: Commitments and stories are not shown: the commitments database is not answering.")
         return
     overdue = sum(c.is_overdue(on) for c in open_ones)
     if open_ones:
@@ -179,7 +179,7 @@ def calendar_note(stat: "CityStat", *, department: str | None = None, topic: str
         return
     upcoming, past = calendar.next_and_past(series, calendar_now(stat))
     cadence = "; ".join(s.cadence_text() for s in series)
-    text = f"🗓️ Meets {cadence} ({calendar.timezone})"
+    text = f":material/event: Meets {cadence} ({calendar.timezone})"
     if upcoming:
         text += f" · **next: {upcoming.starts_at:%a %d %b %Y %H:%M}**"
     if past:
@@ -258,4 +258,4 @@ def attention_list(stat: "CityStat", rows: list["OverviewRow"], on: date, limit:
             st.markdown(f"<div style='margin:-0.4rem 0 0.6rem 2rem;font-size:0.95rem'>{escape(item['department'])} · "
                         f"{escape(item['period'])} — {escape(item['why'])}</div>", unsafe_allow_html=True)
     if len(items) > limit:
-        st.caption(f"… and {len(items) - limit} more below (off-track KPIs are marked 🔴 in the tables).")
+        st.caption(f"… and {len(items) - limit} more below (off-track KPIs say Off track in the tables).")

@@ -32,6 +32,9 @@ def run_app() -> None:
     user = current_user()
     # Navigation first: until st.navigation runs, Streamlit would show its default list of page files.
     navigation = st.navigation(pages_for(user), position="sidebar", expanded=True)
+    # Again after the navigation: otherwise Streamlit makes the page's Material icon the favicon,
+    # fetched from a font CDN on every page (a request to a third party, and no icon offline).
+    st.set_page_config(page_icon=FAVICON)
     stat = city()
     from citystat.kpis.replica import notice
 
@@ -64,7 +67,7 @@ def registry_error_banner(stat) -> None:
     lines = "\n".join(f"- `{problem}`" for problem in error.problems[:10])
     more = f"\n- … and {len(error.problems) - 10} more" if len(error.problems) > 10 else ""
     st.error(f"**The metric registry on disk does not load**, so {served}. Fix it and reload:\n\n{lines}{more}",
-             icon="🛑")
+             icon=":material/block:")
 
 
 def ensure_shell() -> None:

@@ -164,9 +164,9 @@ def data_notice(stat: CityStat, metrics=None) -> None:
                             sample_until=fresh.sample_until)
     st.caption(f"**{fresh.ends_text()}**" + (f" · {fresh.sample_text()}" if fresh.sample_until else ""))
     if fresh.late:
-        st.warning(fresh.late_text(), icon="⏰")
+        st.warning(fresh.late_text(), icon=":material/schedule:")
     if fresh.future:
-        st.warning(fresh.future_text(), icon="⚠️")
+        st.warning(fresh.future_text(), icon=":material/warning:")
 
 
 def problems_banner(stat: CityStat) -> None:

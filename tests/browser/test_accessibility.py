@@ -1,5 +1,9 @@
 """Accessibility and safety in a real browser (headless Chromium).
 
+* axe-core (axe-playwright-python) runs the WCAG 2.1 A and AA rules on every page the sidebar
+  offers a public visitor, a staff member (a department lead) and an analyst, and on the static
+  public site; any "serious" or "critical" violation fails the test, except markup Streamlit
+  itself draws (FRAMEWORK_MARKUP, each entry with its reason).
 * Documents (briefing packet, follow-up memo) built from a city whose names are hostile markup
   are opened in Chromium: no injected script runs (``window.__pwned`` stays undefined) and no
   injected element exists.
@@ -52,3 +56,164 @@ def test_hostile_names_run_no_script_when_a_packet_is_opened(page, hostile_docum
         assert page.locator("script, img, [onerror], [onload]").count() == 0, path.name
         # the hostile text is on the page as text, in the heading
         assert HOSTILE in page.locator("h1").inner_text(), path.name
+
+
+# --------------------------------------------------------------------------- axe-core (WCAG 2.1 AA)
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+BLOCKING = ("serious", "critical")
+# Markup Streamlit itself draws that axe flags and no page can change, each with its reason. A
+# violation is let through only when EVERY node it names lies inside the given container.
+FRAMEWORK_MARKUP = [
+    ("list", '[data-testid="stSidebarNavItems"]',
+     "Streamlit's sidebar navigation puts each section's <li> links in a <div> inside the <ul>; the "
+     "links themselves are named and reachable by keyboard"),
+    ("listitem", '[data-testid="stSidebarNavItems"]', "the same <li> elements, seen from the item side"),
+]
+
+
+def axe_violations(page) -> list[str]:
+    """Serious and critical WCAG 2.1 A/AA violations on the page, as readable lines."""
+    try:
+        from axe_playwright_python.sync_playwright import Axe
+    except ImportError as exc:  # pragma: no cover - a missing pin is a set-up error, not a pass
+        raise AssertionError("axe-playwright-python is not installed: pip install -r requirements-test.txt") from exc
+    results = Axe().run(page, options={"runOnly": {"type": "tag", "values": WCAG_TAGS},
+                                       "resultTypes": ["violations"]})
+    found = []
+    for violation in results.response["violations"]:
+        if violation["impact"] not in BLOCKING:
+            continue
+        nodes = violation["nodes"]
+        allowed = [container for rule, container, _why in FRAMEWORK_MARKUP if rule == violation["id"]]
+        if allowed and all(page.evaluate(
+                "([target, container]) => { const el = document.querySelector(target);"
+                " return !!(el && el.closest(container)); }", [node["target"][-1], allowed[0]])
+                for node in nodes if isinstance(node["target"][-1], str)):
+            continue
+        for node in nodes[:5]:
+            message = (node.get("any") or node.get("all") or node.get("none") or [{}])[0].get("message", "")
+            found.append(f"{violation['id']} ({violation['impact']}): {node['html'][:160]} — {message[:200]}")
+    return found
+
+
+def sidebar_pages(page) -> list[tuple[str, str]]:
+    """(title, address) of every page the sidebar offers this visitor."""
+    nav = page.get_by_test_id("stSidebarNav")
+    return [(link.inner_text().strip().split("\n")[-1].strip(), link.get_attribute("href"))
+            for link in nav.locator("a").all()]
+
+
+def check_every_page(page, app_url: str) -> dict[str, list[str]]:
+    from devtools.appserver import exception_texts, wait_for_app
+
+    page.goto(app_url)
+    wait_for_app(page)
+    pages = sidebar_pages(page)
+    assert pages, "the sidebar offers no page"
+    problems = {}
+    for title, href in pages:
+        page.goto(href if href.startswith("http") else f"{app_url}/{href.lstrip('/')}")
+        wait_for_app(page)
+        assert not exception_texts(page), (title, exception_texts(page))
+        found = axe_violations(page)
+        if found:
+            problems[title] = found
+    return problems
+
+
+@pytest.fixture(scope="module")
+def oidc():
+    from oidc_provider_mock import User, run_server_in_thread
+
+    from devtools.appserver import free_port
+    from tests.browser.test_signin import ANALYST, LEAD
+
+    users = [User(sub=LEAD, claims={"email": LEAD, "name": "Lee Lead", "groups": ["streets"]}),
+             User(sub=ANALYST, claims={"email": ANALYST, "name": "Ana Analyst", "groups": ["citystat-analysts"]})]
+    with run_server_in_thread(port=free_port(), user_claims=users) as server:
+        yield f"http://localhost:{server.server_port}"
+
+
+@pytest.fixture(scope="module")
+def roles_app(tmp_path_factory, oidc):
+    """The app with sign-in (a local OpenID Connect provider): a lead of Public Works is staff,
+    the citystat-analysts group are analysts."""
+    import secrets as secrets_module
+
+    from devtools.appserver import free_port, start_app
+    from tests.browser.test_signin import LEAD
+
+    port = free_port()
+    secrets = f'''
+[auth]
+redirect_uri = "http://127.0.0.1:{port}/oauth2callback"
+cookie_secret = "{secrets_module.token_hex(16)}"
+client_id = "citystat-test"
+client_secret = "not-a-real-secret"
+server_metadata_url = "{oidc}/.well-known/openid-configuration"
+
+[citystat.roles]
+groups_claim = "groups"
+
+[citystat.roles.users]
+"{LEAD}" = {{ roles = ["lead"], departments = ["pw"] }}
+
+[citystat.roles.groups]
+citystat-analysts = {{ roles = ["analyst"] }}
+'''
+    app = start_app(tmp_path_factory.mktemp("a11y_app"), secrets=secrets, port=port)
+    yield app
+    app.stop()
+
+
+@pytest.mark.parametrize("role", ["public visitor", "staff (a department lead)", "analyst"])
+def test_every_page_has_no_serious_or_critical_axe_violation(page, roles_app, oidc, role):
+    from tests.browser.test_signin import ANALYST, LEAD, serve_provider_assets, sign_in_as
+
+    if role != "public visitor":
+        serve_provider_assets(page, oidc)
+        sign_in_as(page, roles_app, LEAD if role.startswith("staff") else ANALYST)
+    problems = check_every_page(page, roles_app.url)
+    assert not problems, "\n".join(f"{title}:\n  " + "\n  ".join(lines) for title, lines in problems.items())
+
+
+@pytest.fixture(scope="module")
+def testville_site(tmp_path_factory):
+    from citystat import CityStat
+    from citystat.publish.site import build_site
+    from tests.support.cities import make_city
+
+    folder = tmp_path_factory.mktemp("site_city")
+    stat = CityStat.open(make_city(folder / "city"), use_disk_cache=False).sync()
+    out = folder / "site"
+    build_site(stat, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def site_url(testville_site):
+    """The site served by the standard library's static file server on loopback (axe reads the
+    stylesheet over HTTP to judge contrast, which a file:// page does not allow)."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(testville_site)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_static_site_has_no_serious_or_critical_axe_violation(page, site_url):
+    for name in ("index.html", "opendata.html"):
+        page.goto(f"{site_url}/{name}")
+        page.wait_for_load_state("load")
+        assert page.locator("h1").count() == 1
+        found = axe_violations(page)
+        assert not found, f"{name}:\n" + "\n".join(found)
