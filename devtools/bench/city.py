@@ -35,6 +35,39 @@ def write_registry(city_dir: Path, registry: Path = REPO / "metrics.yaml") -> Pa
     return target
 
 
+def write_multiplied_registry(city_dir: Path, copies: int) -> Path:
+    """`metrics-xN.yaml` next to the city's registry: every declared and SQL-file KPI N times.
+
+    Copy k of a declared KPI adds a filter of its own on its time column (`dayofyear(t) % (k + 1)
+    <> 0`), so each copy is a distinct aggregate that reads the same columns, as an analyst's
+    variants of a KPI do; copies of a SQL-file KPI run its query again. Derived KPIs are not copied.
+    """
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    base = city_dir / "metrics.yaml"
+    registry = yaml.load(base.read_text(encoding="utf-8"))
+    sources = {s["id"]: s for s in registry["sources"]}
+    added = []
+    for metric in registry["metrics"]:
+        if "derived" in metric:
+            continue
+        for k in range(1, copies):
+            copy = dict(metric)
+            copy["id"] = f"{metric['id']}_copy{k}"
+            copy["title"] = f"{metric['title']} (copy {k})"
+            if "sql" not in metric:
+                time = metric.get("time_column") or sources[metric["source"]]["time_column"]
+                extra = f"dayofyear({time}) % {k + 1} <> 0"
+                copy["filter"] = f"({metric['filter']}) AND {extra}" if metric.get("filter") else extra
+            added.append(copy)
+    registry["metrics"].extend(added)
+    target = city_dir / f"metrics-x{copies}.yaml"
+    with target.open("w", encoding="utf-8") as out:
+        yaml.dump(registry, out)
+    return target
+
+
 def make_city(city_dir: Path, requests: int, *, start: date = DEFAULT_START, end: date = DEFAULT_END,
               seed: int | None = None, progress=None) -> Path:
     """Generate the city (unless already there) and its registry; return the registry path."""

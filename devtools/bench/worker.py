@@ -36,7 +36,7 @@ def refresh(city: Path) -> dict:
     from citystat.api import CityStat
 
     started, cpu = time.perf_counter(), time.process_time()
-    stat = CityStat.open(city / "metrics.yaml", use_disk_cache=False)
+    stat = CityStat.open(city / os.environ.get("BENCH_REGISTRY", "metrics.yaml"), use_disk_cache=False)
     rollup = stat.rollup
     frames = 0
     for metric in stat.registry.metrics.values():
