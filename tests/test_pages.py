@@ -24,7 +24,7 @@ def test_overview_shows_every_department_and_kpi_with_cityscore():
     labels = [m.label for m in app.metric]
     assert any(label.startswith("Week · Week of 9 Nov 2026") for label in labels)
     assert any(label.startswith("Month · Oct 2026") for label in labels)
-    assert app.selectbox[0].value.isoformat() == "2026-11-09"  # as of: latest complete week
+    assert app.selectbox[0].value.isoformat() == "2026-11-15"  # as of: the end of the latest complete week
 
 
 def test_overview_filters_by_department_and_picks_an_earlier_week():
@@ -32,10 +32,10 @@ def test_overview_filters_by_department_and_picks_an_earlier_week():
     app.multiselect[0].set_value(["fire"]).run()
     shown = texts(app)
     assert "EMS response time" in shown and "Potholes repaired on time" not in shown
-    app.selectbox[0].set_value(date(2026, 10, 19)).run()
+    app.selectbox[0].set_value(date(2026, 10, 25)).run()
     assert not app.exception
     assert "Week of 19 Oct 2026" in texts(app)
-    assert app.query_params["as_of"] == "2026-10-19"  # the choice is kept in the shareable URL
+    assert app.query_params["as_of"] == "2026-10-25"  # the choice is kept in the shareable URL
 
 
 def test_department_page_shows_only_its_kpis_and_standard_kpis():

@@ -10,7 +10,7 @@ import streamlit as st
 from citystat.api import CityStat
 from citystat.core.periods import period_end, period_label
 from citystat.core.status import STATUS_LABELS, Status
-from citystat.display.format import display_frame
+from citystat.display.format import display_frame, format_date
 from citystat.kpis.frames import OverviewRow, overview_table
 
 # Status is always said in words; in Markdown the words sit in a coloured badge with a Material
@@ -71,34 +71,57 @@ def status_badge(status: str) -> str:
     return f":{STATUS_BADGE_COLOURS[status]}-badge[{STATUS_ICONS[status]} {STATUS_LABELS[status]}]"
 
 
-def as_of_picker(stat: CityStat, key: str = "as_of", grain: str = "week") -> date:
-    """Pick the reporting period; defaults to the latest complete one in the data.
+def as_of_choices(stat: CityStat, grain: str = "week") -> list[tuple[date, str]]:
+    """The days a reporting period closes on, newest first, each with what closes that day.
 
-    Returns the last day of the chosen period: KPIs are shown for their latest period
-    complete on that day. The choice lives in the URL (?as_of=YYYY-MM-DD) so links share it.
+    A weekly picker alone cannot reach a month that ends mid-week (data to Mon 30 Nov: the last
+    complete week ends Sun 29 Nov, on which November is not yet complete), so the month and
+    quarter ends of the KPIs shown are choices too. KPIs are then shown for their latest period
+    complete on the chosen day, whatever their grain.
     """
-    periods = stat.periods(grain)
-    if not periods:
+    fy = stat.registry.city.fiscal_year_start_month
+    grains = [grain] + [g for g in ("month", "quarter")
+                        if g != grain and any(m.grain == g for m in stat.registry.metrics.values())]
+    closing: dict[date, list[str]] = {}
+    for g in grains:
+        for start in stat.periods(g):
+            closing.setdefault(period_end(start, g, fy), []).append(period_label(start, g, fy))
+    return [(day, " · ".join(labels)) for day, labels in sorted(closing.items(), reverse=True)]
+
+
+def as_of_picker(stat: CityStat, key: str = "as_of", grain: str = "week") -> date:
+    """Pick the reporting day; defaults to the latest day a period closes on in the data.
+
+    Returns that day: KPIs are shown for their latest period complete on it. The choice lives
+    in the URL (?as_of=YYYY-MM-DD) so links share it; a date inside a period means the first
+    choice on or after it (the end of its week).
+    """
+    choices = as_of_choices(stat, grain)
+    if not choices:
         st.warning("No complete period in the data yet.")
         st.stop()
-    fy = stat.registry.city.fiscal_year_start_month
+    days = [day for day, _ in choices]
+    labels = dict(choices)
     wanted = st.query_params.get(key)
     index = 0
     if wanted:
         try:
             chosen = date.fromisoformat(wanted)
-            index = next((i for i, p in enumerate(periods) if p <= chosen <= period_end(p, grain, fy)), 0)
+            later = [i for i, day in enumerate(days) if day >= chosen]
+            index = later[-1] if later else 0
         except ValueError:
             st.warning(f"Ignored the period in the address ({wanted[:40]!r}): not a date.")
-    start = st.selectbox(
-        "As of", periods, index=index, key=f"{key}_select",
-        format_func=lambda p: period_label(p, grain, fy) + (" (latest complete)" if p == periods[0] else ""),
-        help="The reporting period. Defaults to the latest complete period in the data, not today's date.")
-    if start != periods[0]:
-        st.query_params[key] = start.isoformat()
+    day = st.selectbox(
+        "As of", days, index=index, key=f"{key}_select",
+        format_func=lambda d: format_date(d) + f" ({labels[d]}" + (", latest)" if d == days[0] else ")"),
+        help="KPIs are shown for their latest period complete on this day: weeks end on Sundays; "
+             "month and quarter ends are listed too. Defaults to the latest such day in the data, "
+             "not today's date.")
+    if day != days[0]:
+        st.query_params[key] = day.isoformat()
     elif key in st.query_params:
         del st.query_params[key]
-    return period_end(start, grain, fy)
+    return day
 
 
 def kpi_table(stat: CityStat, rows: list[OverviewRow], *, key: str, show_department: bool = False,
