@@ -331,14 +331,18 @@ def describe_contribution(
                 f"on {_count_text(c.denominator_before)} {noun}")
     if c.before is None or c.after is None:
         return pulled
-    text = (f"{pulled}: its own {stat} {_moved(c.after - c.before)} from {fmt(c.before)} to {fmt(c.after)} "
-            f"on {_count_text(c.denominator_after)} {noun}")
-    if c.rate_effect is not None and c.mix_effect is not None and abs(c.mix_effect) > abs(c.rate_effect):
-        wb = (c.denominator_before or 0.0) / _den(att, before=True)
-        wa = (c.denominator_after or 0.0) / _den(att, before=False)
-        text += (f"; mostly because its share of {noun} {_moved(wa - wb, 'grew', 'shrank', 'held')} "
-                 f"from {_share_text(wb)} to {_share_text(wa)}")
-    return text
+    own = (f"its own {stat} {_moved(c.after - c.before)} from {fmt(c.before)} to {fmt(c.after)} "
+           f"on {_count_text(c.denominator_after)} {noun}")
+    if c.rate_effect is None or c.mix_effect is None or abs(c.mix_effect) <= abs(c.rate_effect):
+        return f"{pulled}: {own}"
+    wb = (c.denominator_before or 0.0) / _den(att, before=True)
+    wa = (c.denominator_after or 0.0) / _den(att, before=False)
+    share = f"its share of {noun} {_moved(wa - wb, 'grew', 'shrank', 'held')} from {_share_text(wb)} to {_share_text(wa)}"
+    if c.rate_effect * c.contribution < 0:
+        # Its own rate moved the other way: say first what really moved the total, so the
+        # sentence never reads "pulled the rate up: its own rate fell".
+        return f"{pulled} only because {share}; {own}"
+    return f"{pulled}: {own}; mostly because {share}"
 
 
 def _den(att: Attribution, *, before: bool) -> float:
