@@ -9,39 +9,10 @@ import polars as pl
 
 from citystat import CityStat
 from citystat.ui.widgets import as_of_choices
+from tests.support.cities import jobs_metric, jobs_registry
 
-REGISTRY = """\
-city: {name: Testville, fiscal_year_start_month: 7}
-departments:
-  - {id: pw, name: Public Works}
-sources:
-  - id: jobs
-    path: data/jobs.parquet
-    description: one row per job
-    time_column: done_at
-    refresh: P1D
-metrics:
-  - id: jobs_weekly
-    title: Jobs done each week
-    department: pw
-    owner: Crew chief
-    description: jobs per week
-    unit: count
-    direction: higher
-    grain: week
-    source: jobs
-    measure: {agg: count}
-  - id: jobs_monthly
-    title: Jobs done each month
-    department: pw
-    owner: Crew chief
-    description: jobs per month
-    unit: count
-    direction: higher
-    grain: month
-    source: jobs
-    measure: {agg: count}
-"""
+REGISTRY = jobs_registry(jobs_metric("jobs_weekly", "Jobs done each week"),
+                         jobs_metric("jobs_monthly", "Jobs done each month", grain="month"))
 
 
 def city_ending(tmp_path, last_day: date) -> CityStat:

@@ -10,55 +10,16 @@ import duckdb
 import pytest
 
 from citystat import CityStat
+from tests.support.cities import jobs_metric, jobs_registry
 
-REGISTRY = """\
-city: {name: Testville, fiscal_year_start_month: 7}
-departments:
-  - {id: pw, name: Public Works}
-sources:
-  - id: jobs
-    path: data/jobs.parquet
-    description: one row per job
-    time_column: done_at
-    refresh: P1D
-metrics:
-  - id: jobs_done
-    title: Jobs done
-    department: pw
-    owner: x
-    description: jobs per week
-    unit: count
-    direction: higher
-    grain: week
-    tags: [cityscore]
-    targets: [{from: 2025-01-01, value: 10}]
-    source: jobs
-    measure: {agg: count}
-  - id: on_time
-    title: On time
-    department: pw
-    owner: x
-    description: share on time
-    unit: percent
-    direction: higher
-    grain: week
-    tags: [cityscore]
-    targets: [{from: 2025-01-01, value: 0.80}, {from: 2025-03-03, value: 0.90}]
-    source: jobs
-    numerator: {agg: count, filter: on_time}
-    denominator: {agg: count}
-  - id: minutes_median
-    title: Minutes
-    department: pw
-    owner: x
-    description: median minutes
-    unit: minutes
-    direction: lower
-    grain: week
-    targets: [{from: 2025-01-01, value: 30}]
-    source: jobs
-    measure: {agg: median, expr: minutes}
-"""
+REGISTRY = jobs_registry(
+    jobs_metric("jobs_done", "Jobs done", tags="[cityscore]", targets="[{from: 2025-01-01, value: 10}]"),
+    jobs_metric("on_time", "On time", unit="percent", tags="[cityscore]",
+                targets="[{from: 2025-01-01, value: 0.80}, {from: 2025-03-03, value: 0.90}]",
+                form="numerator: {agg: count, filter: on_time}\ndenominator: {agg: count}"),
+    jobs_metric("minutes_median", "Minutes", unit="minutes", direction="lower",
+                targets="[{from: 2025-01-01, value: 30}]", form="measure: {agg: median, expr: minutes}"),
+)
 
 
 def build_city(tmp_path: Path, weeks: list[tuple[int, int, list[int]]]) -> CityStat:

@@ -15,11 +15,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from citystat import CityStat
-from citystat.files.s3 import (ObjectStoreError, S3Settings, folder_at, list_objects, publish,
-                                  read_pointer)
+from citystat.files.s3 import ObjectStoreError, S3Settings, folder_at, list_objects, publish, read_pointer
 from citystat.kpis.refresh import refresh
 from citystat.kpis.replica import PublishedRollups, notice
-
+from tests.support.cities import jobs_metric, jobs_registry
 from tests.support.s3_server import s3, s3_server  # noqa: F401  (pytest fixtures)
 
 WEEK1 = [("2025-01-06 09:00", True), ("2025-01-07 09:00", True), ("2025-01-08 09:00", True),
@@ -27,41 +26,11 @@ WEEK1 = [("2025-01-06 09:00", True), ("2025-01-07 09:00", True), ("2025-01-08 09
 WEEK2 = [("2025-01-13 09:00", True), ("2025-01-14 09:00", False), ("2025-01-15 09:00", False),
          ("2025-01-16 09:00", True), ("2025-01-17 09:00", True), ("2025-01-19 23:00", False)]  # 6, 3 -> 0.5
 
-REGISTRY = """\
-city: {name: Testville, fiscal_year_start_month: 7}
-departments:
-  - {id: pw, name: Public Works}
-sources:
-  - id: jobs
-    path: PATH
-    description: one row per job
-    time_column: done_at
-    refresh: P1D
-metrics:
-  - id: jobs_done
-    title: Jobs done
-    department: pw
-    owner: x
-    description: jobs per week
-    unit: count
-    direction: higher
-    grain: week
-    targets: [{from: 2025-01-01, value: 5}]
-    source: jobs
-    measure: {agg: count}
-  - id: on_time
-    title: On time
-    department: pw
-    owner: x
-    description: share on time
-    unit: percent
-    direction: higher
-    grain: week
-    targets: [{from: 2025-01-01, value: 0.8}]
-    source: jobs
-    numerator: {agg: count, filter: on_time}
-    denominator: {agg: count}
-"""
+REGISTRY = jobs_registry(
+    jobs_metric("jobs_done", "Jobs done", targets="[{from: 2025-01-01, value: 5}]"),
+    jobs_metric("on_time", "On time", unit="percent", targets="[{from: 2025-01-01, value: 0.8}]",
+                form="numerator: {agg: count, filter: on_time}\ndenominator: {agg: count}"),
+    path="PATH")
 
 
 def parquet_bytes(rows: list[tuple[str, bool]]) -> bytes:

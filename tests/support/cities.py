@@ -169,3 +169,36 @@ def make_city(folder: Path, registry_text: str = REGISTRY) -> Path:
     path = folder / "metrics.yaml"
     path.write_text(registry_text, encoding="utf-8")
     return path
+
+
+# --- the jobs city: one source of jobs (done_at, on_time, minutes) for the KPI-maths tests ---------
+
+JOBS_SOURCE = """\
+city: {{name: Testville, fiscal_year_start_month: 7}}
+departments:
+  - {{id: pw, name: Public Works}}
+sources:
+  - id: jobs
+    path: {path}
+    description: one row per job
+    time_column: done_at
+    refresh: P1D
+metrics:
+"""
+
+
+def jobs_metric(metric_id: str, title: str, *, unit: str = "count", direction: str = "higher",
+                grain: str = "week", targets: str = "", tags: str = "", form: str = "measure: {agg: count}") -> str:
+    """One metric of the jobs city as registry YAML (``form``: the measure or numerator/denominator lines)."""
+    lines = [f"  - id: {metric_id}", f"    title: {title}", "    department: pw", "    owner: x",
+             f"    description: {title.lower()}", f"    unit: {unit}", f"    direction: {direction}",
+             f"    grain: {grain}"]
+    lines += [f"    tags: {tags}"] if tags else []
+    lines += [f"    targets: {targets}"] if targets else []
+    lines += ["    source: jobs"] + [f"    {line}" for line in form.splitlines()]
+    return "\n".join(lines) + "\n"
+
+
+def jobs_registry(*metrics: str, path: str = "data/jobs.parquet") -> str:
+    """The jobs city's registry with the given metrics (from ``jobs_metric``)."""
+    return JOBS_SOURCE.format(path=path) + "".join(metrics)
