@@ -70,7 +70,7 @@ def test_errors_name_file_line_and_rule():
     assert "alerts.yaml:16 [rule typo]: unknown key 'tags' (did you mean 'tag'?)" in lines
     assert any(s.startswith("alerts.yaml:22 [rule bad_channel]: channel") and "neither an e-mail" in s
                for s in lines)
-    assert "alerts.yaml:23 [rule ok_rule]: duplicate rule id (first defined on line 2)" in lines
+    assert "alerts.yaml:23 [rule ok_rule]: duplicate rule id 'ok_rule' (first defined at line 2)" in lines
     assert not any("ok_rule" in s and "duplicate" not in s for s in lines)  # the good rule is clean
 
 

@@ -8,9 +8,7 @@ have breakdowns by day.
 
 from __future__ import annotations
 
-import textwrap
 from datetime import date
-from pathlib import Path
 
 import duckdb
 import numpy as np

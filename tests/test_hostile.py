@@ -14,7 +14,7 @@ from citystat.api import CityStat
 from citystat.auth import PUBLIC_USER
 from citystat.registry.loader import RegistryError, load_registry
 
-from tests.support.apptest import render, texts
+from tests.support.apptest import texts
 from tests.support.cities import REGISTRY, make_city
 from tests.conftest import PROJECT_ROOT
 

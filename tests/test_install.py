@@ -8,11 +8,9 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import tomllib
 import urllib.request
-from pathlib import Path
 
 import pytest
 

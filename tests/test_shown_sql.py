@@ -12,7 +12,6 @@ import re
 from datetime import date
 from pathlib import Path
 
-import polars as pl
 import pytest
 
 from citystat.kpis.engine import Engine

@@ -18,7 +18,6 @@ import random
 
 import numpy as np
 import polars as pl
-import pytest
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from citystat.publish.audit import feasible_intervals, line_equations

@@ -25,11 +25,10 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from citystat.registry.yamlfile import (Problem, YamlFileError, describe, line_for_loc, line_of, parse_yaml,
-                                        plain, read_text)
+from citystat.registry.yamlfile import Problem, YamlFileError, line_of, parse_yaml, read_text, validated_entries
 
 ID_PATTERN = r"^[a-z][a-z0-9_]*$"
 EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
@@ -154,27 +153,9 @@ def parse_alert_rules(text: str, file: str = "alerts.yaml") -> AlertRules:
         raise AlertRulesError([Problem(file, line_of(data, "rules"), None, "'rules' must be a list")])
     rules: list[AlertRule] = []
     lines: dict[str, int] = {}
-    for index, item in enumerate(items):
-        line = line_of(items, index)
-        rule_id = item.get("id") if isinstance(item, CommentedMap) else None
-        entry = f"rule {rule_id}" if rule_id else f"rule #{index + 1}"
-        if not isinstance(item, CommentedMap):
-            problems.append(Problem(file, line, entry, "each rule must be a mapping of fields"))
-            continue
-        try:
-            rule = AlertRule.model_validate(plain(item))
-        except ValidationError as exc:
-            for err in exc.errors():
-                message = describe(err, AlertRule)
-                if err["type"] == "missing":
-                    message = f"{'.'.join(str(p) for p in err['loc'])}: required field is missing"
-                problems.append(Problem(file, line_for_loc(item, err["loc"]) or line, entry, message))
-            continue
-        if rule.id in lines:
-            problems.append(Problem(file, line, entry, f"duplicate rule id (first defined on line {lines[rule.id]})"))
-            continue
-        lines[rule.id] = line
-        rules.append(rule)
+    for entry in validated_entries(items, "rule", AlertRule, file, problems):
+        lines[entry.item.id] = entry.line
+        rules.append(entry.item)
     if problems:
         raise AlertRulesError(problems)
     return AlertRules(Path(file), tuple(rules), lines)

@@ -54,7 +54,7 @@ def init_city(folder: Path, name: str | None = None) -> list[Path]:
 
 
 def run_init(args: argparse.Namespace) -> int:
-    from ..extract import ExtractError, load_extracts, run_extract
+    from citystat.extract import ExtractError, load_extracts, run_extract
 
     folder = Path(args.folder)
     try:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import config
+from citystat import config
 
 
 def default_extracts_path() -> Path:
@@ -15,10 +15,10 @@ def default_extracts_path() -> Path:
 
 
 def run_extracts(args: argparse.Namespace) -> int:
-    from ..registry.yamlfile import YamlFileError
-    from .loader import load_extracts
-    from .readers import ExtractError
-    from .runner import BadRowsError, run_extract
+    from citystat.extract.loader import load_extracts
+    from citystat.extract.readers import ExtractError
+    from citystat.extract.runner import BadRowsError, run_extract
+    from citystat.registry.yamlfile import YamlFileError
 
     path = Path(args.extracts).expanduser().resolve() if args.extracts else default_extracts_path()
     try:

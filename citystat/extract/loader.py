@@ -8,8 +8,16 @@ from pathlib import Path
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from ..registry.yamlfile import Problem, YamlFileError, did_you_mean, line_of, parse_yaml, read_text, validated
-from .models import CsvExtract, ExcelExtract, HttpExtract, PostgresExtract
+from citystat.extract.models import CsvExtract, ExcelExtract, HttpExtract, PostgresExtract
+from citystat.registry.yamlfile import (
+    Problem,
+    YamlFileError,
+    did_you_mean,
+    line_of,
+    parse_yaml,
+    read_text,
+    validated_entries,
+)
 
 KINDS = {"csv": CsvExtract, "excel": ExcelExtract, "postgres": PostgresExtract, "http": HttpExtract}
 
@@ -52,27 +60,16 @@ def load_extracts(path: str | Path) -> ExtractsConfig:
                                 f"unknown top-level key {key!r}" + (f" (did you mean {hint!r}?)" if hint else "")))
     config = ExtractsConfig(path=path, extracts={}, lines={}, problems=problems)
     section = doc["extracts"]
-    for index, node in enumerate(section):
-        line = line_of(section, index)
-        raw_id = node.get("id") if isinstance(node, dict) else None
-        entry = f"extract {raw_id}" if raw_id else f"extract #{index + 1}"
-        if not isinstance(node, CommentedMap):
-            problems.append(Problem(file, line, entry, "each extract must be a mapping"))
-            continue
+    def model_for(node, line, name):
         model = KINDS.get(node.get("kind"))
         if model is None:
             hint = did_you_mean(str(node.get("kind")), list(KINDS))
-            problems.append(Problem(file, line_of(node, "kind") or line, entry,
+            problems.append(Problem(file, line_of(node, "kind") or line, name,
                                     f"kind must be one of {', '.join(KINDS)}, not {node.get('kind')!r}"
                                     + (f" (did you mean {hint!r}?)" if hint else "")))
-            continue
-        item = validated(model, node, file, entry, problems)
-        if item is None:
-            continue
-        if item.id in config.extracts:
-            problems.append(Problem(file, line, entry, f"duplicate extract id {item.id!r} "
-                                    f"(first defined at line {config.lines[item.id]})"))
-            continue
-        config.extracts[item.id] = item
-        config.lines[item.id] = line or 0
+        return model
+
+    for entry in validated_entries(section, "extract", model_for, file, problems):
+        config.extracts[entry.item.id] = entry.item
+        config.lines[entry.item.id] = entry.line or 0
     return config

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ..registry.models import Identifier, Strict
+from citystat.registry.models import Identifier, Strict
 
 SIMPLE_TYPES = {
     "varchar": "VARCHAR", "text": "VARCHAR", "string": "VARCHAR",

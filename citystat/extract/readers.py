@@ -22,9 +22,9 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from ..kpis.engine import quote_identifier
-from .models import CsvExtract, ExcelExtract, HttpExtract, PostgresExtract
-from .progress import Progress
+from citystat.extract.models import CsvExtract, ExcelExtract, HttpExtract, PostgresExtract
+from citystat.extract.progress import Progress
+from citystat.kpis.engine import quote_identifier
 
 INFER_ORDER = ("BIGINT", "DOUBLE", "DATE", "TIMESTAMP", "BOOLEAN")
 INFER_TOLERANCE = 0.001  # a type fits when at most 0.1 % of a column's values do not read as it

@@ -27,11 +27,20 @@ from typing import Any
 
 import duckdb
 
-from ..kpis.engine import quote_identifier, quote_literal
-from .loader import ExtractsConfig
-from .models import PARTITION_KEY, CsvExtract, ExcelExtract, HttpExtract, PostgresExtract
-from .progress import Progress
-from .readers import BadRow, ExtractError, cast_raw, csv_lines_of, read_csv, read_excel, read_http, read_postgres
+from citystat.extract.loader import ExtractsConfig
+from citystat.extract.models import PARTITION_KEY, CsvExtract, ExcelExtract, HttpExtract, PostgresExtract
+from citystat.extract.progress import Progress
+from citystat.extract.readers import (
+    BadRow,
+    ExtractError,
+    cast_raw,
+    csv_lines_of,
+    read_csv,
+    read_excel,
+    read_http,
+    read_postgres,
+)
+from citystat.kpis.engine import quote_identifier, quote_literal
 
 STATE = "_extract_state.json"
 JOURNAL = "_extract_pending.json"

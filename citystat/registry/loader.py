@@ -15,11 +15,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedSeq
 
-from citystat.registry.models import City, Department, Metric, Source, RegistryFile
-from citystat.registry.yamlfile import (Problem, YamlFileError, allowed_keys, did_you_mean, line_of, mapping_document,
-                                        read_text, validated)
+from citystat.registry.models import City, Department, Metric, RegistryFile, Source
+from citystat.registry.yamlfile import (
+    Problem,
+    YamlFileError,
+    allowed_keys,
+    did_you_mean,
+    line_of,
+    mapping_document,
+    read_text,
+    validated,
+    validated_entries,
+)
 from citystat.registry.yamlfile import parse_yaml as _parse_yaml
 
 MAX_DERIVED_DEPTH = 20  # derived metrics built on derived metrics, this many levels at most
@@ -211,22 +220,9 @@ def load_registry(path: str | Path, *, data_root: str | Path | None = None) -> R
             continue
         if kind == "metric" and len(section) > MAX_METRICS:
             raise RegistryError([Problem(file, line_of(doc, "metrics"), None, _too_many(len(section)))])
-        for index, node in enumerate(section):
-            line = line_of(section, index)
-            raw_id = node.get("id") if isinstance(node, dict) else None
-            entry = f"{kind} {raw_id}" if raw_id else f"{kind} #{index + 1}"
-            if not isinstance(node, CommentedMap):
-                problems.append(Problem(file, line, entry, f"each {kind} must be a mapping"))
-                continue
-            item = validated(model, node, file, entry, problems)
-            if item is None:
-                continue
-            if item.id in target:
-                problems.append(Problem(file, line, entry, f"duplicate {kind} id {item.id!r} "
-                                        f"(first defined at line {registry.line_of(kind, item.id)})"))
-                continue
-            target[item.id] = item
-            registry.lines[f"{kind}:{item.id}"] = line or 0
+        for entry in validated_entries(section, kind, model, file, problems):
+            target[entry.item.id] = entry.item
+            registry.lines[f"{kind}:{entry.item.id}"] = entry.line or 0
 
     _check_references(registry)
     return registry

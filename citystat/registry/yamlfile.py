@@ -22,7 +22,7 @@ import difflib
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
@@ -283,6 +283,8 @@ def describe(error: dict, model: type[BaseModel] | None = None) -> str:
     message = error["msg"].removeprefix("Value error, ")
     if error["type"].startswith("date") and isinstance(error.get("input"), str):
         message = f"{error['input']!r} is not a real date ({message[0].lower()}{message[1:]})"
+    if error["type"] == "missing":
+        message = "required field is missing"
     if error["type"] == "extra_forbidden" and loc:
         message = unknown_key_message(str(loc[-1]), model_at(model, loc[:-1]) if model else None)
         loc = loc[:-1]
@@ -313,7 +315,45 @@ def validated(model: type[BaseModel], node: Any, file: str, entry: str | None,
         return None
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One validated entry of a YAML list: the model, its node, its line and its name for messages."""
+
+    item: Any
+    node: Any
+    line: int | None
+    name: str
+
+
+def validated_entries(section: Any, kind: str, model: type[BaseModel] | Callable[[Any], type[BaseModel] | None],
+                      file: str, problems: list[Problem]) -> Iterator[Entry]:
+    """Each mapping of a YAML list validated as `model`, with its line and name ("metric x", "rule #3").
+
+    `model` may also be a function of the node that picks the model (or appends its own problem
+    and returns None). An entry that is not a mapping, does not validate, or repeats an earlier
+    id becomes a problem and is skipped, so one bad entry never hides the rest of the file.
+    """
+    first_line: dict[str, int] = {}
+    for index, node in enumerate(section):
+        line = line_of(section, index)
+        raw_id = node.get("id") if isinstance(node, CommentedMap) else None
+        name = f"{kind} {raw_id}" if raw_id else f"{kind} #{index + 1}"
+        if not isinstance(node, CommentedMap):
+            problems.append(Problem(file, line, name, f"each {kind} must be a mapping of fields"))
+            continue
+        chosen = model if isinstance(model, type) else model(node, line, name)
+        item = validated(chosen, node, file, name, problems) if chosen is not None else None
+        if item is None:
+            continue
+        if item.id in first_line:
+            problems.append(Problem(file, line, name, f"duplicate {kind} id {item.id!r} "
+                                                     f"(first defined at line {first_line[item.id]})"))
+            continue
+        first_line[item.id] = line or 0
+        yield Entry(item, node, line, name)
+
+
 __all__ = ["MAX_EXPANDED_VALUES", "MAX_FILE_BYTES", "Problem", "model_at", "YamlFileError", "allowed_keys", "check_expansion",
            "decode", "describe", "did_you_mean", "line_for_loc", "line_of", "mapping_document", "node_line", "parse_yaml", "plain",
            "read_text", "read_yaml", "round_trip_yaml", "unknown_key_message", "validated",
-           "validation_problems"]
+           "validation_problems", "Entry", "validated_entries"]

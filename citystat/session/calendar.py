@@ -40,8 +40,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from citystat.registry.loader import RegistryError
-from citystat.registry.yamlfile import Problem, YamlFileError, line_of as _line, parse_yaml, read_text
-from citystat.registry.yamlfile import validated as _validated
+from citystat.registry.yamlfile import Problem, YamlFileError, parse_yaml, read_text, validated_entries
+from citystat.registry.yamlfile import line_of as _line
 
 if TYPE_CHECKING:  # pragma: no cover
     from citystat.registry.loader import Registry
@@ -278,20 +278,8 @@ def load_calendar(path: str | Path, registry: "Registry") -> Calendar:
     if not isinstance(section, CommentedSeq):
         raise SessionsFileError([Problem(file, _line(doc, "sessions"), None, "'sessions' must be a list")])
     tags = {t for m in registry.metrics.values() for t in m.tags}
-    for index, node in enumerate(section):
-        line = _line(section, index)
-        raw_id = node.get("id") if isinstance(node, CommentedMap) else None
-        entry = f"session {raw_id}" if raw_id else f"session #{index + 1}"
-        if not isinstance(node, CommentedMap):
-            problems.append(Problem(file, line, entry, "each session must be a mapping of fields"))
-            continue
-        series = _validated(SessionSeries, node, file, entry, problems)
-        if series is None:
-            continue
-        if series.id in calendar.series:
-            problems.append(Problem(file, line, entry, f"duplicate session id {series.id!r} "
-                                                       f"(first defined at line {calendar.lines[series.id]})"))
-            continue
+    for found in validated_entries(section, "session", SessionSeries, file, problems):
+        series, node, line, entry = found.item, found.node, found.line, found.name
         if series.department is not None and series.department not in registry.departments:
             problems.append(Problem(file, _line(node, "department") or line, entry,
                                     f"department {series.department!r} is not in metrics.yaml; known: "

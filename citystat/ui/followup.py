@@ -21,7 +21,7 @@ import sqlalchemy as sa
 import streamlit as st
 
 from citystat.core.periods import period_label
-from citystat.display.safetext import user_inline, user_markdown
+from citystat.display.safetext import user_markdown
 
 if TYPE_CHECKING:  # pragma: no cover
     from citystat.api import CityStat
