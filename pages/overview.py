@@ -18,7 +18,7 @@ stat = city()
 registry = stat.registry
 
 st.title(f"{registry.city.name} CityStat")
-top = st.columns([2, 3, 3])
+top = st.columns([3, 3, 2])  # the As of picker names day and period: room to read it whole
 with top[0]:
     as_of_day = as_of_picker(stat)
 departments = {d.id: d.name for d in registry.departments.values()}

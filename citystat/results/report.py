@@ -164,7 +164,8 @@ def oe_compare_chart(table: pl.DataFrame, *, title: str, height: int | None = No
     data = table.filter(pl.col("oe_ratio").is_not_null()).select(
         "provider", "oe_ratio", "ci_low", "ci_high", pl.col("flag").fill_null("not flagged"))
     order = data.get_column("provider").to_list()
-    y = alt.Y("provider:N", sort=order, title=None)
+    # provider names whole (Vega cuts axis labels at 180 px by default)
+    y = alt.Y("provider:N", sort=order, title=None, axis=alt.Axis(labelLimit=320))
     base = alt.Chart(data).encode(y=y)
     bars = base.mark_rule(strokeWidth=2, color="#888").encode(
         x=alt.X("ci_low:Q", title="O/E with 95 % interval (1 = as expected)", scale=alt.Scale(zero=False)),

@@ -21,6 +21,9 @@ from citystat.ui.signin import account_controls
 _inside = threading.local()
 # A file, not a Material icon: Streamlit fetches a Material favicon from Google's font servers,
 # which a city's network (and the offline test machine) may not reach.
+FOCUS_CSS = ("a:focus-visible, button:focus-visible, summary:focus-visible, [role='tab']:focus-visible "
+             "{ outline: 3px solid #1F4E79 !important; outline-offset: 2px; } "
+             "input:focus-visible, textarea:focus-visible { outline: 2px solid #1F4E79 !important; }")
 FAVICON = str(Path(__file__).with_name("static") / "favicon.png")
 
 
@@ -35,6 +38,8 @@ def run_app() -> None:
     # Again after the navigation: otherwise Streamlit makes the page's Material icon the favicon,
     # fetched from a font CDN on every page (a request to a third party, and no icon offline).
     st.set_page_config(page_icon=FAVICON)
+    # Visible keyboard focus everywhere (WCAG 2.4.7): Streamlit draws none on links and some buttons.
+    st.html(f"<style>{FOCUS_CSS}</style>")
     stat = city()
     from citystat.kpis.replica import notice
 

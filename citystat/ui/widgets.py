@@ -154,7 +154,7 @@ def kpi_table(stat: CityStat, rows: list[OverviewRow], *, key: str, show_departm
         selection_mode="single-row",
         key=key,
         column_config={
-            "Status": st.column_config.TextColumn(width="small"),
+            "Status": st.column_config.TextColumn(width=120),  # "Not enough data" whole
             "Assurance": st.column_config.TextColumn(help=HOW_ASSURANCE),
             "KPI": st.column_config.TextColumn(width="medium"),
             "Trend (last 26 periods)": st.column_config.LineChartColumn(width="medium", color="#1F4E79"),

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.support.hostile import HOSTILE, hostile, make_hostile_city
@@ -217,3 +219,87 @@ def test_static_site_has_no_serious_or_critical_axe_violation(page, site_url):
         assert page.locator("h1").count() == 1
         found = axe_violations(page)
         assert not found, f"{name}:\n" + "\n".join(found)
+
+
+# --------------------------------------------------------------------------- keyboard only
+FOCUS_IS_VISIBLE = """() => {
+  const el = document.activeElement;
+  if (!el || el === document.body) return false;
+  // an outline, a focus ring (box-shadow) or the theme's primary colour on the field's border
+  for (let node = el, depth = 0; node && depth < 6; node = node.parentElement, depth++) {
+    const s = getComputedStyle(node);
+    if ((s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0) || (s.boxShadow && s.boxShadow !== 'none')
+        || [s.borderTopColor, s.borderBottomColor].includes('rgb(31, 78, 121)')) return true;
+  }
+  return false;
+}"""
+
+
+def tab_to(page, predicate: str, what: str, limit: int = 250) -> None:
+    """Press Tab (only the keyboard) until the focused element satisfies the JavaScript
+    ``predicate`` (called with document.activeElement); then check that focus is visible."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate(f"(el => ({predicate}))(document.activeElement)"):
+            assert page.evaluate(FOCUS_IS_VISIBLE), f"focus on {what} is not visible"
+            return
+    raise AssertionError(f"{what} cannot be reached with the Tab key ({limit} presses)")
+
+
+def labelled(label: str) -> str:
+    """The field itself (not its help button): an input or text area named ``label``."""
+    return f"el && ['INPUT', 'TEXTAREA'].includes(el.tagName) && el.getAttribute('aria-label') === {label!r}"
+
+
+def test_main_tasks_work_with_the_keyboard_alone(page, local_app):
+    """Change the period, open a KPI, add a commitment and download the packet with Tab, arrows,
+    typing and Enter only; every element reached shows where the focus is."""
+    from devtools.appserver import exception_texts, wait_for_app
+
+    page.goto(local_app.url)
+    wait_for_app(page)
+    page.locator("body").focus()
+    # 1. change the reporting period (the As of picker)
+    tab_to(page, labelled("As of"), "the As of picker")
+    picker = page.get_by_role("combobox", name="As of")
+    before = picker.input_value()
+    for key in ("ArrowDown", "ArrowDown", "Enter"):  # open the list, move to the next period, choose it
+        page.keyboard.press(key)
+        page.wait_for_timeout(400)
+    wait_for_app(page)
+    assert picker.input_value() != before and "latest" not in picker.input_value(), picker.input_value()
+    assert "as_of=" in page.url, page.url
+    # 2. open a KPI from the Needs attention list
+    tab_to(page, "el && el.tagName === 'A' && (el.getAttribute('href') || '').includes('metric=')", "a KPI link")
+    page.keyboard.press("Enter")
+    wait_for_app(page)
+    assert "/metric" in page.url and "metric=" in page.url, page.url
+    assert not exception_texts(page)
+    # 3. add a commitment on the Stat session page
+    page.goto(f"{local_app.url}/session")
+    wait_for_app(page)
+    page.locator("body").focus()
+    tab_to(page, "el && el.tagName === 'SUMMARY' && el.innerText.includes('Make a commitment on this KPI')",
+           "the commitment expander")
+    page.keyboard.press("Enter")
+    tab_to(page, labelled("What will be done"), "the commitment's What field")
+    page.keyboard.type("Keyboard-only commitment: fill the D3 backlog")
+    tab_to(page, labelled("Owner"), "the Owner field")
+    page.keyboard.press("Control+A")
+    page.keyboard.type("Streets supervisor")
+    tab_to(page, "el && el.tagName === 'BUTTON' && el.innerText.includes('Record commitment')", "Record commitment")
+    page.keyboard.press("Enter")
+    wait_for_app(page)
+    assert page.get_by_text("Keyboard-only commitment: fill the D3 backlog").count() >= 1
+    # 4. build and download the briefing packet
+    page.locator("body").focus()
+    tab_to(page, "el && el.tagName === 'BUTTON' && el.innerText.includes('Build packet')", "Build packet")
+    page.keyboard.press("Enter")
+    wait_for_app(page, timeout=300_000)
+    page.locator("body").focus()
+    tab_to(page, "el && el.tagName === 'BUTTON' && el.innerText.includes('Packet (PDF)')", "Packet (PDF)")
+    with page.expect_download(timeout=120_000) as caught:
+        page.keyboard.press("Enter")
+    download = caught.value
+    assert download.suggested_filename.endswith(".pdf")
+    assert Path(download.path()).read_bytes()[:5] == b"%PDF-"
