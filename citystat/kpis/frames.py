@@ -395,7 +395,7 @@ def signal_cell(frame: pl.DataFrame, direction: str) -> str:
     if not state.signalling:
         return ""
     head = state.now[0]
-    verdict = {"good": "✓ Better", "bad": "⚠ Worse", "neutral": "Changed"}[state.verdict or "neutral"]
+    verdict = {"good": "Better", "bad": "Worse", "neutral": "Changed"}[state.verdict or "neutral"]
     text = f"{verdict}: {_SHORT[head.rule]}"
     if head.rule in (1, 2) and head.points > 1:
         text += f" ({head.points} in a row)"

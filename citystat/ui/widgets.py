@@ -156,7 +156,7 @@ def kpi_table(stat: CityStat, rows: list[OverviewRow], *, key: str, show_departm
         column_config={
             "Status": st.column_config.TextColumn(width=120),  # "Not enough data" whole
             "Assurance": st.column_config.TextColumn(help=HOW_ASSURANCE),
-            "KPI": st.column_config.TextColumn(width="medium"),
+            "KPI": st.column_config.TextColumn(width=300),  # "EMS response time (90th percentile)" whole
             "Trend (last 26 periods)": st.column_config.LineChartColumn(width="medium", color="#1F4E79"),
             "Signal": st.column_config.TextColumn(help=HOW_SIGNAL),
             "Data": st.column_config.TextColumn(help="A source this KPI reads has missed two or more "
