@@ -181,23 +181,23 @@ def test_an_empty_commitment_is_refused_with_a_message(page, local_app):
 
 def test_build_and_download_the_briefing_packet(page, local_app):
     goto(page, local_app, "session", "department=pw")
-    page.get_by_role("button", name="Build the briefing packet (HTML + PDF)").click()
-    page.get_by_text("Download packet (PDF)").wait_for(timeout=120_000)
+    page.get_by_role("button", name="Build packet").click()
+    page.get_by_test_id("stDownloadButton").filter(has_text="Packet (PDF)").wait_for(timeout=120_000)
     wait_for_app(page)
     assert_clean(page)
     with page.expect_download() as html_info:
-        page.get_by_test_id("stDownloadButton").filter(has_text="Download packet (HTML)").get_by_role("button").click()
+        page.get_by_test_id("stDownloadButton").filter(has_text="Packet (HTML)").get_by_role("button").click()
     html = Path(html_info.value.path()).read_text(encoding="utf-8")
     assert html.lstrip().lower().startswith("<!doctype html") and "Public Works" in html
     with page.expect_download() as pdf_info:
-        page.get_by_test_id("stDownloadButton").filter(has_text="Download packet (PDF)").get_by_role("button").click()
+        page.get_by_test_id("stDownloadButton").filter(has_text="Packet (PDF)").get_by_role("button").click()
     assert Path(pdf_info.value.path()).read_bytes()[:5] == b"%PDF-"
-    page.get_by_role("button", name="Make the follow-up memo PDF").click()
-    page.get_by_text("Download follow-up memo (PDF)").wait_for(timeout=120_000)
+    page.get_by_role("button", name="Follow-up memo").click()
+    page.get_by_test_id("stDownloadButton").filter(has_text="Memo (PDF)").wait_for(timeout=120_000)
     wait_for_app(page)
     with page.expect_download() as memo_info:
         page.get_by_test_id("stDownloadButton").filter(
-            has_text="Download follow-up memo (PDF)").get_by_role("button").click()
+            has_text="Memo (PDF)").get_by_role("button").click()
     memo = Path(memo_info.value.path()).read_bytes()
     assert memo[:5] == b"%PDF-" and b"%%EOF" in memo[-1024:]
 
