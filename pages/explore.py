@@ -161,11 +161,11 @@ with main:
                                placeholder="Title (optional)", label_visibility="collapsed")
             head[1].button("Run", key=f"run_{cell_id}", type="primary", on_click=run, args=(cell_id,),
                            width="stretch")
-            head[2].button("↑", key=f"up_{cell_id}", help="Move up", on_click=change, args=(move_cell, cell_id, -1),
+            head[2].button("Up", icon=":material/arrow_upward:", key=f"up_{cell_id}", help="Move this cell up", on_click=change, args=(move_cell, cell_id, -1),
                            disabled=number == 1, width="stretch")
-            head[3].button("↓", key=f"down_{cell_id}", help="Move down", on_click=change,
+            head[3].button("Down", icon=":material/arrow_downward:", key=f"down_{cell_id}", help="Move this cell down", on_click=change,
                            args=(move_cell, cell_id, 1), disabled=number == len(cells()), width="stretch")
-            head[4].button(":material/close:", key=f"remove_{cell_id}", help="Remove this cell", on_click=change,
+            head[4].button("Remove", icon=":material/close:", key=f"remove_{cell_id}", help="Remove this cell", on_click=change,
                            args=(remove_cell, cell_id), width="stretch")
             st.text_area("SQL", value=cell["sql"], key=f"sql_{cell_id}", height=140, label_visibility="collapsed",
                          placeholder="SELECT ... FROM service_requests")

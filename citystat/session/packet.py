@@ -220,7 +220,7 @@ def freshness_html(stat: "CityStat", agenda: Agenda) -> str:
              + (f' · {escape(fresh.sample_text())}' if fresh.sample_until else "") + "</p>"]
     for text in (data_gap_text(agenda), fresh.late_text(), fresh.future_text()):
         if text:
-            parts.append(f'<p class="reason">⚠ {escape(text)}</p>')
+            parts.append(f'<p class="reason"><strong>Note:</strong> {escape(text)}</p>')
     return "".join(parts)
 
 
