@@ -14,46 +14,31 @@ import sys
 from citystat import config
 
 
-def run_catalog(args: argparse.Namespace) -> int:
-    from citystat.api import CityStat
-    from citystat.registry.loader import RegistryError
-    from citystat.publish.catalog import FORMATS, CatalogError, write_catalog
+def _formats(text: str) -> tuple[str, ...] | None:
+    """The --formats list, or None after saying which are unknown."""
+    from citystat.publish.catalog import FORMATS
 
-    formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
+    formats = tuple(f.strip() for f in text.split(",") if f.strip())
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         print(f"error: --formats: unknown format(s) {unknown}; choose from {', '.join(FORMATS)}", file=sys.stderr)
-        return 2
-    try:
-        stat = CityStat.open(config.registry_path(args.registry)).sync()
-        written = write_catalog(stat, args.out, formats)
-    except RegistryError as exc:
-        for problem in exc.problems:
-            print(f"error: {problem}", file=sys.stderr)
-        return 1
-    except CatalogError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    datasets = sum(1 for p in written if p.name.endswith(".dictionary.json"))
-    print(f"wrote data.json with {datasets} dataset(s) and {len(written)} file(s) under {args.out}")
-    return 0
+        return None
+    return formats
 
 
-def run_publish_site(args: argparse.Namespace) -> int:
+def _publish(args: argparse.Namespace, write) -> int:
+    """Open the city, run `write(stat, formats)` and report its files; errors name what failed."""
     from citystat.api import CityStat
     from citystat.files.s3 import ObjectStoreError
-    from citystat.publish.catalog import FORMATS, CatalogError
-    from citystat.publish.site import publish_site
+    from citystat.publish.catalog import CatalogError
     from citystat.registry.loader import RegistryError
 
-    formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown:
-        print(f"error: --formats: unknown format(s) {unknown}; choose from {', '.join(FORMATS)}", file=sys.stderr)
+    formats = _formats(args.formats)
+    if formats is None:
         return 2
     try:
         stat = CityStat.open(config.registry_path(args.registry)).sync()
-        written = publish_site(stat, args.to, formats=formats)
+        message = write(stat, formats)
     except RegistryError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
@@ -61,8 +46,29 @@ def run_publish_site(args: argparse.Namespace) -> int:
     except (CatalogError, ObjectStoreError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"wrote the public site ({len(written)} files) to {args.to}")
+    print(message)
     return 0
+
+
+def run_catalog(args: argparse.Namespace) -> int:
+    from citystat.publish.catalog import write_catalog
+
+    def write(stat, formats) -> str:
+        written = write_catalog(stat, args.out, formats)
+        datasets = sum(1 for p in written if p.name.endswith(".dictionary.json"))
+        return f"wrote data.json with {datasets} dataset(s) and {len(written)} file(s) under {args.out}"
+
+    return _publish(args, write)
+
+
+def run_publish_site(args: argparse.Namespace) -> int:
+    from citystat.publish.site import publish_site
+
+    def write(stat, formats) -> str:
+        written = publish_site(stat, args.to, formats=formats)
+        return f"wrote the public site ({len(written)} files) to {args.to}"
+
+    return _publish(args, write)
 
 
 def register(commands: argparse._SubParsersAction) -> None:
