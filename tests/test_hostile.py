@@ -54,7 +54,7 @@ FATAL = {
     "top_level_scalar": (b"Testville\n", 1, "the top level is a single value"),
     "latin1_bytes": (REGISTRY.replace("Chief Marker-Head-Zeta", "Chef Marqué").encode("latin-1"),
                      line_of(REGISTRY, "Chief Marker-Head-Zeta"), "not UTF-8: byte 0xe9"),
-    "alias_bomb": ((bomb() + REGISTRY.replace("tags: [public]", "tags: *lol9", 1)).encode(), None,
+    "alias_bomb": ((bomb() + REGISTRY.replace("tags: [public]", "tags: *lol9", 1)).encode(), 2,   # first alias
                    "expands to more than"),
     "oversized_file": ((REGISTRY + "#" + "x" * 1_100_000 + "\n").encode(), None, "MB limit"),
 }

@@ -19,6 +19,7 @@ deepest node each error names, with "did you mean" for a misspelt key.
 from __future__ import annotations
 
 import difflib
+import re
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,7 +141,7 @@ def parse_yaml(text: str, file: str, *, yaml: YAML | None = None) -> Any:
         raise YamlFileError([Problem(file, None, None, "YAML nested too deeply")]) from None
     except Exception as exc:  # ruamel raises several unrelated types for broken input
         raise YamlFileError([Problem(file, None, None, f"cannot parse YAML: {exc}")]) from None
-    check_expansion(doc, file)
+    check_expansion(doc, file, line=_first_alias_line(text))
     return doc
 
 
@@ -227,11 +228,23 @@ def count_values(node: Any, limit: int = MAX_EXPANDED_VALUES) -> int:
     return seen
 
 
-def check_expansion(doc: Any, file: str, limit: int = MAX_EXPANDED_VALUES) -> None:
+_ALIAS = re.compile(r"(?:^|[\s\[{,:-])\*[^\s,\]}]+")
+
+
+def _first_alias_line(text: str) -> int | None:
+    """The line of the first alias (``*name``): where a runaway expansion starts."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if _ALIAS.search(line.split("#", 1)[0]):
+            return number
+    return None
+
+
+def check_expansion(doc: Any, file: str, limit: int = MAX_EXPANDED_VALUES, *, line: int | None = None) -> None:
     """Fail fast when the document's aliases expand past `limit` values ("billion laughs":
-    ruamel keeps one node per anchor, but converting to plain data would copy every use)."""
+    ruamel keeps one node per anchor, but converting to plain data would copy every use).
+    `line` is where the first alias is, so the message points at it."""
     if count_values(doc, limit) > limit:
-        raise YamlFileError([Problem(file, None, None,
+        raise YamlFileError([Problem(file, line, None,
                                      f"the YAML expands to more than {limit:,} values: aliases (*name) that "
                                      "repeat other aliases multiply; write the values out instead")])
 
