@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
+
 
 class StoreError(Exception):
     """Base class of every state-store error."""
@@ -53,3 +55,8 @@ class StoreConfigError(StoreError, ValueError):
 
 class SchemaTooNew(StoreError):
     """The database was migrated by a newer CityStat than this one."""
+
+
+# What an unreachable store raises (server down, restarting, socket gone): pages that need the
+# store say it is not answering and retry; the others carry on without it.
+OUTAGE_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError, ConnectionError)

@@ -64,7 +64,7 @@ def store():
 
 def annotations_for(metric_id: str) -> list[tuple]:
     """Dated annotations drawn on every trend chart of a KPI (none while the state store is down)."""
-    from citystat.ui.followup import OUTAGE_ERRORS
+    from citystat.store.errors import OUTAGE_ERRORS
 
     try:
         return [(a.on_date, a.text) for a in store().list_annotations(metric_id)]

@@ -22,6 +22,7 @@ import streamlit as st
 
 from citystat.core.periods import period_label
 from citystat.display.safetext import user_markdown
+from citystat.store.errors import OUTAGE_ERRORS
 
 if TYPE_CHECKING:  # pragma: no cover
     from citystat.api import CityStat
@@ -29,7 +30,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from citystat.store import Commitment, Store
 
 RETRY_SECONDS = 5
-OUTAGE_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError, ConnectionError)
 
 
 # --------------------------------------------------------------------------- the store, up or down
