@@ -22,7 +22,7 @@ from citystat.core.attribution import (
 CASES = sorted((Path(__file__).parent / "fixtures" / "attribution").glob("*.json"))
 
 FORMATS = {
-    "percent": (lambda x: f"{x * 100:.1f} %", percentage_points),
+    "percent": (lambda x: f"{x * 100:.1f}%", percentage_points),
     "count": (lambda x: f"{x:,.0f}", lambda d: f"{abs(d):,.0f}"),
     "days": (lambda x: f"{x:.1f} days", lambda d: f"{abs(d):.1f} days"),
     "min": (lambda x: f"{x:.1f} min", lambda d: f"{abs(d):.1f} min"),

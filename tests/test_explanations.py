@@ -111,27 +111,27 @@ def _sentence(stat: CityStat, metric_id: str, dimension: str) -> str:
 
 
 def test_rate_that_improved_names_the_value_that_pulled_it_up_and_the_one_against(handville):
-    # 70/100 = 70.0 % -> 76/100 = 76.0 %: +6.0 points.
-    # D2: 56/100 - 30/100 = +26 points (own rate 60 % -> 80 % on 70 requests; rate effect 0.2 x 0.7 = 14,
-    #     mix 0.6 x 0.2 = 12: mostly its own rate); D1: 20/100 - 40/100 = -20 points (own rate 80 % ->
-    #     66.7 % on 30; rate effect -0.133 x 0.3 = -4, mix 0.8 x -0.2 = -16: mostly its share).
+    # 70/100 = 70.0% -> 76/100 = 76.0%: +6.0 points.
+    # D2: 56/100 - 30/100 = +26 points (own rate 60% -> 80% on 70 requests; rate effect 0.2 x 0.7 = 14,
+    #     mix 0.6 x 0.2 = 12: mostly its own rate); D1: 20/100 - 40/100 = -20 points (own rate 80% ->
+    #     66.7% on 30; rate effect -0.133 x 0.3 = -4, mix 0.8 x -0.2 = -16: mostly its share).
     assert _sentence(handville, "lights_on_time", "district") == (
         "Since the prior period: +6.0 pts (better), from 70.0% to 76.0%. "
         "District D2 pulled the rate up 26.0 points: its own rate rose from 60.0% to 80.0% on 70 requests. "
         "Pulling the other way: District D1 pulled the rate down 20.0 points: its own rate fell from 80.0% to "
-        "66.7% on 30 requests; mostly because its share of requests shrank from 50 % to 30 %.")
+        "66.7% on 30 requests; mostly because its share of requests shrank from 50% to 30%.")
 
 
 def test_rate_that_fell_is_explained_by_contributions_not_by_counts(handville):
-    # 78/100 = 78.0 % -> 97/140 = 69.3 %: -8.7 points. Phone's count rose most (+10 on time), yet it
+    # 78/100 = 78.0% -> 97/140 = 69.3%: -8.7 points. Phone's count rose most (+10 on time), yet it
     # pulled the rate down: 70/140 - 60/100 = -10.0 points; web, whose own rate fell 22.5 points,
-    # pulled it up 27/140 - 18/100 = +1.3 points because its share grew from 20 % to 29 %.
+    # pulled it up 27/140 - 18/100 = +1.3 points because its share grew from 20% to 29%.
     assert _sentence(handville, "potholes_on_time", "channel") == (
         "Since the prior period: −8.7 pts (worse), from 78.0% to 69.3%. "
         "Phone channel pulled the rate down 10.0 points: its own rate fell from 75.0% to 70.0% on 100 requests; "
-        "mostly because its share of requests shrank from 80 % to 71 %. "
+        "mostly because its share of requests shrank from 80% to 71%. "
         "Pulling the other way: Web channel pulled the rate up 1.3 points only because its share of requests "
-        "grew from 20 % to 29 %; its own rate fell from 90.0% to 67.5% on 40 requests.")
+        "grew from 20% to 29%; its own rate fell from 90.0% to 67.5% on 40 requests.")
 
 
 def test_median_that_worsened_names_a_worsening_value_never_the_bigger_improvement(handville):

@@ -260,7 +260,7 @@ def percentage_points(delta: float) -> str:
 
 
 def _share_text(share: float) -> str:
-    return f"{share * 100:.0f} %"
+    return f"{share * 100:.0f}%"
 
 
 def _count_text(x: float | None) -> str:
@@ -285,14 +285,14 @@ def describe_contribution(
 
     ``kpi`` names the KPI as in running text ("the on-time rate"); ``label`` turns a value into
     its subject ("District D4", "Phone requests"); ``fmt`` formats a KPI value in its unit
-    ("90.5 %"); ``fmt_change`` the size of a change, unsigned (default ``fmt`` of the absolute
+    ("90.5%"); ``fmt_change`` the size of a change, unsigned (default ``fmt`` of the absolute
     value; use ``percentage_points`` for a percent KPI); ``noun`` names the denominator of a
     rate or mean ("requests").
 
     >>> a = attribute_change("rate", {"D4": (181, 200), "D1": (720, 800)}, {"D4": (23, 29), "D1": (104, 116)})
     >>> describe_contribution(a, a.contributions[1], kpi="the on-time rate", label=lambda v: f"District {v}",
-    ...     fmt=lambda x: f"{x * 100:.1f} %", fmt_change=percentage_points, noun="requests")
-    'District D4 pulled the on-time rate down 2.2 points: its own rate fell from 90.5 % to 79.3 % on 29 requests'
+    ...     fmt=lambda x: f"{x * 100:.1f}%", fmt_change=percentage_points, noun="requests")
+    'District D4 pulled the on-time rate down 2.2 points: its own rate fell from 90.5% to 79.3% on 29 requests'
     """
     size = fmt_change or (lambda d: fmt(abs(d)))
     subject = label(c.value)
@@ -368,7 +368,7 @@ def explain_change(
 
     >>> a = attribute_change("count", {"web": 80, "phone": 120}, {"web": 95, "phone": 143})
     >>> explain_change(a, "neutral", kpi="requests", fmt=lambda x: f"{x:.0f}")
-    'phone rose by 23 (from 120 to 143), 61 % of the total rise'
+    'phone rose by 23 (from 120 to 143), 61% of the total rise'
     """
     if direction not in ("higher", "lower", "neutral"):
         raise ValueError(f"direction must be higher, lower or neutral, not {direction!r}")
