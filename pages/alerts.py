@@ -4,6 +4,7 @@ import polars as pl
 import streamlit as st
 
 from citystat.auth import Role
+from citystat.display.format import plural
 from citystat.ui.context import city
 from citystat.ui.followup import require_store
 from citystat.ui.guard import require_role
@@ -34,7 +35,7 @@ table = pl.DataFrame([{
     "e-mailed": a.notified_at.strftime("%Y-%m-%d %H:%M") if a.notified_at else "not yet",
     "status": a.status, "acknowledged by": a.acknowledged_by or "",
 } for a in alerts])
-st.caption(f"{len(alerts)} alert(s)")
+st.caption(plural(len(alerts), "alert"))
 event = st.dataframe(table, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row",
                      key="alerts_table", column_config={"summary": st.column_config.TextColumn("summary", width="large")})
 chosen = [table["id"][i] for i in (event.selection.rows if event and event.selection else [])]
@@ -43,5 +44,5 @@ if st.button(f"Acknowledge {len(open_chosen)} selected", disabled=not open_chose
     current = require_role(Role.STAFF)  # checked again on the server right before the write
     for alert_id in open_chosen:
         state.acknowledge(int(alert_id), actor=current.actor)
-    st.toast(f"Acknowledged {len(open_chosen)} alert(s).")
+    st.toast(f"Acknowledged {plural(len(open_chosen), 'alert')}.")
     st.rerun()

@@ -6,12 +6,13 @@ import polars as pl
 import streamlit as st
 
 from citystat.auth import PermissionDenied, Role
+from citystat.display.format import format_day, plural
+from citystat.files.csv import csv_text
 from citystat.session.agenda import FormError, update_commitment
 from citystat.store import ConflictError
 from citystat.ui.context import city, current_user
 from citystat.ui.followup import require_store
 from citystat.ui.guard import require_role
-from citystat.files.csv import csv_text
 
 require_role(Role.STAFF)
 user = current_user()
@@ -55,7 +56,7 @@ table = pl.DataFrame([{
                 f"{sessions[c.session_id].department or 'topic ' + (sessions[c.session_id].topic or '')}")
     if c.session_id in sessions else "",
     "Note": c.note or ""} for c in commitments])
-st.markdown(f"**{len(commitments)}** commitment(s); {sum(c.is_overdue(overdue_on) for c in commitments)} overdue. "
+st.markdown(f"**{plural(len(commitments), 'commitment')}**; {sum(c.is_overdue(overdue_on) for c in commitments)} overdue. "
             "Select a row to update it.")
 event = st.dataframe(table, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
                      key="table", column_config={"id": None})
@@ -72,7 +73,7 @@ key = f"upd_{chosen_id}"
 # The version the user is editing: the one shown, or theirs after a conflict.
 base = st.session_state.get(f"{key}_base") or by_id[chosen_id]
 st.subheader(f"Update: {base.what}")
-st.caption(f"Owner {base.owner} · due {base.due_date:%d %b %Y} · now {base.status} · version {base.version}")
+st.caption(f"Owner {base.owner} · due {format_day(base.due_date)} · now {base.status} · version {base.version}")
 theirs = st.session_state.get(f"{key}_conflict")
 if theirs is not None:
     st.warning(f"{theirs.updated_by} changed this commitment while you were editing: it is now **{theirs.status}** "

@@ -5,7 +5,7 @@ import streamlit as st
 
 from citystat.auth import Role
 from citystat.checks.health import clock_setting, data_freshness, health_report, health_table, reference_time
-from citystat.display.format import display_frame, format_date
+from citystat.display.format import display_frame, format_date, plural
 from citystat.ui.context import city
 from citystat.ui.guard import require_role
 
@@ -18,7 +18,7 @@ st.subheader("Registry and queries")
 if not problems:
     st.success(f"All {len(stat.registry.metrics)} metrics and {len(stat.registry.sources)} sources validate.")
 else:
-    st.error(f"{len(errors)} error(s), {len(problems) - len(errors)} warning(s). "
+    st.error(f"{plural(len(errors), 'error')}, {plural(len(problems) - len(errors), 'warning')}. "
              "Broken metrics are left out; every other KPI is served.")
     st.dataframe(display_frame(pl.DataFrame([{"severity": p.severity, "file": p.file, "line": p.line,
                                               "entry": p.entry, "problem": p.message} for p in problems]),
@@ -38,10 +38,10 @@ if freshness.future:
 flagged = [h for h in report if h.freshness.flagged]
 failing = [h for h in report if any(c.check != "freshness" and not c.passed for c in h.checks) or h.error]
 if flagged:
-    st.warning(f"{len(flagged)} source(s) late or stale: " + ", ".join(h.title for h in flagged)
+    st.warning(f"{plural(len(flagged), 'source')} late or stale: " + ", ".join(h.title for h in flagged)
                + ". KPIs that read a stale source are marked on the Overview and Metric pages.")
 if failing:
-    st.warning(f"{len(failing)} source(s) fail a quality check: " + ", ".join(h.title for h in failing))
+    st.warning(f"{plural(len(failing), 'source')} failing a quality check: " + ", ".join(h.title for h in failing))
 if not flagged and not failing:
     st.success("Every source is fresh and passes its checks.")
 st.caption(f"Judged as of {format_date(now)}." if now else "No data time known.")

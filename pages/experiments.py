@@ -13,6 +13,7 @@ from citystat.ui.charts import show_chart
 from citystat.ui.guard import require_role
 from citystat.ui.widgets import problems_notice
 from citystat.files.csv import csv_text
+from citystat.display.format import format_day
 
 require_role(Role.STAFF)
 stat = city()
@@ -37,9 +38,9 @@ result = data.result(experiment_id)
 
 st.subheader(experiment.title)
 st.caption(f"{departments.get(experiment.department, experiment.department)} · status: {experiment.status} · "
-           f"{experiment.start:%d %b %Y} to {experiment.end:%d %b %Y}" if experiment.end else
+           f"{format_day(experiment.start)} to {format_day(experiment.end)}" if experiment.end else
            f"{departments.get(experiment.department, experiment.department)} · status: {experiment.status} · "
-           f"from {experiment.start:%d %b %Y}")
+           f"from {format_day(experiment.start)}")
 st.markdown(f"**Hypothesis.** {experiment.hypothesis}")
 
 verdict_box = {"worked": st.success, "backfired": st.error}.get(result.result, st.info)

@@ -10,7 +10,7 @@ from citystat.publish.catalog import (CatalogError, catalog_document, catalog_en
 from citystat.publish.dcat import MEDIA_TYPES
 from citystat.auth import Role
 from citystat.checks.health import data_freshness
-from citystat.display.format import display_frame, format_date, refresh_words
+from citystat.display.format import display_frame, format_date, format_day, refresh_words
 from citystat.ui.context import city
 from citystat.ui.guard import require_role
 
@@ -30,7 +30,7 @@ for entry in entries:
     with st.container(border=True):
         st.subheader(entry.title)
         st.markdown(entry.source.description)
-        span = (f"{entry.first_time:%d %b %Y} – {entry.last_time:%d %b %Y}"
+        span = (f"{format_day(entry.first_time)} – {format_day(entry.last_time)}"
                 if entry.first_time and entry.last_time else "—")
         ends = format_date(entry.last_time.date()) if entry.last_time else "—"
         st.markdown(f"**Time range:** {span}  \n**Rows:** {entry.rows:,}  \n"

@@ -14,6 +14,7 @@ from citystat.ui.context import city
 from citystat.ui.charts import show_chart
 from citystat.ui.guard import require_role
 from citystat.ui.widgets import problems_notice
+from citystat.display.format import format_day
 
 require_role(Role.STAFF)
 stat = city()
@@ -126,6 +127,6 @@ else:
 
 if contract.schedule:
     st.subheader("Schedule")
-    st.dataframe(pl.DataFrame([{"Date": s.on.strftime("%d %b %Y"), "Event": s.event} for s in contract.schedule]),
+    st.dataframe(pl.DataFrame([{"Date": format_day(s.on), "Event": s.event} for s in contract.schedule]),
                  hide_index=True, width="stretch")
 st.caption("Evaluation: " + contract.evaluation_design)

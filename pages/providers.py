@@ -17,6 +17,7 @@ from citystat.ui.context import city
 from citystat.ui.charts import show_chart
 from citystat.ui.guard import require_role
 from citystat.ui.widgets import problems_notice
+from citystat.display.format import format_day
 
 require_role(Role.STAFF)
 stat = city()
@@ -120,7 +121,7 @@ provider = st.selectbox("Provider", providers, key="provider",
 st.query_params["provider"] = provider
 contract = results.contract_for(provider)
 st.caption(f"{contract.service} · contract {contract.id} · "
-           f"{contract.period.start:%d %b %Y} to {contract.period.end:%d %b %Y}")
+           f"{format_day(contract.period.start)} to {format_day(contract.period.end)}")
 tabs = st.tabs([m.title for m in contract.metrics])
 for tab, m in zip(tabs, contract.metrics):
     with tab:

@@ -12,18 +12,36 @@ import streamlit as st
 
 from citystat.auth import PermissionDenied, Role
 from citystat.display.charts import trend_chart, trend_summary, trend_table
+from citystat.display.format import delta_colour, format_date, format_day, metric_delta, plural, status_counts_text
 from citystat.display.report import table_html
 from citystat.display.safetext import user_inline, user_markdown
 from citystat.kpis.frames import ASSURANCE_TEXT
-from citystat.display.format import delta_colour, metric_delta, status_counts_text
-from citystat.session.agenda import (REVIEW, SECTION_TITLES, FormError, add_annotation, build_agenda,
-                                     default_session_date, find_session, make_commitment, save_narrative)
-from citystat.session.packet import (CONTRIBUTION_HEADERS, breakdown_text, build_followup_html, build_packet_html,
-                                     contribution_rows, data_gap_text, html_to_pdf, numbers_rows, packet_filename)
+from citystat.session.agenda import (
+    REVIEW,
+    SECTION_TITLES,
+    FormError,
+    add_annotation,
+    build_agenda,
+    default_session_date,
+    find_session,
+    make_commitment,
+    save_narrative,
+)
+from citystat.session.packet import (
+    CONTRIBUTION_HEADERS,
+    breakdown_text,
+    build_followup_html,
+    build_packet_html,
+    contribution_rows,
+    data_gap_text,
+    html_to_pdf,
+    numbers_rows,
+    packet_filename,
+)
 from citystat.store import ConflictError
+from citystat.ui.charts import show_chart
 from citystat.ui.context import city, current_user
 from citystat.ui.followup import calendar_note, commitment_rows, load_calendar_or_note, require_store
-from citystat.ui.charts import show_chart
 from citystat.ui.guard import require_role
 from citystat.ui.widgets import HOW_SIGNAL, HOW_STATUS, data_notice, how_computed, status_badge, status_chip
 
@@ -104,7 +122,7 @@ def show_review(item) -> None:
     """The commitments under review, as a plain HTML table (people's text escaped, readable on a projector)."""
     rows = [("OVERDUE — still open" if r.overdue else
              f"Closed since the last session ({r.commitment.status})" if r.closed_since_previous else "Open",
-             " ".join(r.commitment.what.split()), r.commitment.owner, f"{r.commitment.due_date:%a %d %b %Y}",
+             " ".join(r.commitment.what.split()), r.commitment.owner, f"{format_date(r.commitment.due_date)}",
              registry.metrics[r.commitment.metric_id].title if r.commitment.metric_id in registry.metrics else "",
              r.commitment.note or "") for r in item.review]
     columns = ("Where it stands", "What", "Owner", "Due", "KPI", "Note")
@@ -123,7 +141,7 @@ def show_narrative(item) -> None:
         if text and text.strip():
             st.markdown(f"**{label}**")
             st.html(user_markdown(text))  # restricted Markdown: no images, links, headings or HTML
-    st.caption(f"Written by {n.updated_by}, {n.updated_at:%d %b %Y %H:%M} UTC")
+    st.caption(f"Written by {n.updated_by}, {format_day(n.updated_at)} {n.updated_at:%H:%M} UTC")
 
 
 def narrative_form(item) -> None:
@@ -283,7 +301,7 @@ def show_item(number: int, item, big: bool = False) -> None:
         st.markdown("**Open commitments on this KPI**")
         st.html("<ul>" + "".join(
             f"<li>{'<strong>OVERDUE</strong> · ' if com.is_overdue(session_date) else ''}{user_inline(com.what)} — "
-            f"<em>{user_inline(com.owner)}</em>, due {com.due_date:%d %b %Y}</li>"
+            f"<em>{user_inline(com.owner)}</em>, due {format_day(com.due_date)}</li>"
             for com in item.open_commitments) + "</ul>")
     if not big:
         can_edit = user.can_edit_department(item.department)
@@ -330,7 +348,7 @@ if presenting:
     st.stop()
 
 # ----------------------------------------------------------------------------- normal mode
-st.title(f"{agenda.title} — stat session {session_date:%a %d %b %Y}")
+st.title(f"{agenda.title} — stat session {format_date(session_date)}")
 calendar_note(stat, department=department, topic=topic, calendar=calendar)
 data_notice(stat, [m for m in registry.metrics.values() if m.id in {i.metric_id for i in items}])
 if data_gap_text(agenda):
@@ -376,8 +394,8 @@ actions[1].download_button("Memo (HTML)", followup, file_name=packet_filename(ag
 h = agenda.headline()
 actions[2].markdown(
     f"**{h['kpis']} KPIs** · {status_counts_text(i.status for i in agenda.kpi_items())} · "
-    f"{h['signals']} signal(s)  \n**{h['open_commitments']} open commitment(s)**, {h['overdue_commitments']} overdue")
-actions[2].caption(f"KPIs as of {agenda.as_of_day:%a %d %b %Y} (their latest period complete on the session's eve)"
+    f"{plural(h['signals'], 'signal')}  \n**{plural(h['open_commitments'], 'open commitment')}**, {h['overdue_commitments']} overdue")
+actions[2].caption(f"KPIs as of {format_date(agenda.as_of_day)} (their latest period complete on the session's eve)"
                    + (f" · session recorded (#{session.id})" if session
                       else " · the session is recorded with its first commitment"))
 

@@ -113,7 +113,7 @@ def test_two_sessions_packet_before_memo_after_next_packet_reviews_the_commitmen
         [memo] = received(inbox, 1)
         assert memo["to"] == sorted(EVERYONE)
         assert memo["subject"] == "Follow-up memo: Operations stat session of Tue 24 Feb 2026"
-        assert ("Answer every D3 request within its SLA — owner District 3 supervisor, due Mon 02 Mar 2026"
+        assert ("Answer every D3 request within its SLA — owner District 3 supervisor, due Mon 2 Mar 2026"
                 in memo["text"])
         assert "The next session, on Tuesday 03 March 2026 at 09:00, starts by reviewing them." in memo["text"]
         memo_name, memo_pdf = memo["files"]["application/pdf"]
@@ -126,10 +126,10 @@ def test_two_sessions_packet_before_memo_after_next_packet_reviews_the_commitmen
         # 47 hours before the second session: its packet starts with that commitment, under review
         assert deliver(city, utc(2026, 3, 1, 16)) == 0
         [second] = received(inbox, 2)
-        assert second["subject"] == "Briefing packet: Operations stat session, Tue 03 Mar 2026 09:00"
+        assert second["subject"] == "Briefing packet: Operations stat session, Tue 3 Mar 2026 09:00"
         agenda_lines = [line for line in second["text"].splitlines() if line.startswith("  1. ")]
-        assert agenda_lines[0].startswith("  1. Follow-up from earlier sessions — 1 open commitment(s)")
-        assert ("Answer every D3 request within its SLA (District 3 supervisor, due 02 Mar 2026)"
+        assert agenda_lines[0].startswith("  1. Follow-up from earlier sessions — 1 open commitment from")
+        assert ("Answer every D3 request within its SLA (District 3 supervisor, due 2 Mar 2026)"
                 in second["text"])
         html = second["files"]["text/html"][1]
         sections = html.split("<section")[1:]  # one per agenda item, in order

@@ -293,7 +293,7 @@ def test_seed_sample_fills_an_empty_store_with_a_lived_in_history(sample_city, s
     agenda = build_agenda(sample_city, store, department="pw", session_date=MONDAY)
     first = agenda.items[0]
     assert first.section == REVIEW
-    assert first.reasons == ("4 open commitment(s) from earlier sessions", "2 overdue")
+    assert first.reasons == ("4 open commitments from earlier sessions", "2 overdue")
     assert [r.overdue for r in first.review] == [True, True, False, False]
     graffiti = next(i for i in agenda.items if i.metric_id == "graffiti_days_to_close")
     assert graffiti.narrative is not None and "leaf collection" in graffiti.narrative.why

@@ -148,6 +148,15 @@ def delta_colour(direction: str | None) -> str:
     return {"higher": "normal", "lower": "inverse"}.get(direction or "", "off")
 
 
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """``1 signal``, ``3 signals``, ``2 open commitments`` — never "signal(s)".
+
+    >>> plural(1, "signal"), plural(0, "alert"), plural(2, "open commitment")
+    ('1 signal', '0 alerts', '2 open commitments')
+    """
+    return f"{count:,} {word if count == 1 else (many or word + 's')}"
+
+
 # --- dates and durations -----------------------------------------------------------------------------
 
 def format_date(day: date | datetime | None) -> str:

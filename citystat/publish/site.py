@@ -31,6 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from citystat.display.format import format_day
 from citystat.display.report import chart_svg, figure_html, render_template, table_html
 from citystat.publish.catalog import catalog_entries, file_name, write_catalog
 from citystat.publish.public import (PublicKpi, public_chart, public_chart_summary, public_city_score,
@@ -89,7 +90,7 @@ def index_html(stat: "CityStat", published: datetime) -> str:
 def opendata_html(stat: "CityStat", published: datetime, formats: tuple[str, ...]) -> str:
     datasets = []
     for entry in catalog_entries(stat):
-        span = (f"{entry.first_time:%d %b %Y} to {entry.last_time:%d %b %Y}"
+        span = (f"{format_day(entry.first_time)} to {format_day(entry.last_time)}"
                 if entry.first_time and entry.last_time else "not known")
         downloads = [(f"Download {fmt.upper()}", f"opendata/{file_name(entry.id, fmt)}") for fmt in formats]
         downloads.append(("Data dictionary (JSON)", f"opendata/{entry.id}.dictionary.json"))
@@ -100,7 +101,7 @@ def opendata_html(stat: "CityStat", published: datetime, formats: tuple[str, ...
             "id": re.sub(r"[^A-Za-z0-9_-]", "-", entry.id), "title": entry.title,
             "description": entry.source.description, "span": span,
             "rows": f"{entry.rows:,}" if entry.rows is not None else "not known",
-            "refreshed": f"{entry.last_refresh:%d %b %Y %H:%M} UTC" if entry.last_refresh else "not known",
+            "refreshed": f"{format_day(entry.last_refresh)} {entry.last_refresh:%H:%M} UTC" if entry.last_refresh else "not known",
             "every": REFRESH_WORDS.get(entry.source.refresh, entry.source.refresh),
             "license": entry.license, "aggregated": entry.aggregated, "downloads": downloads,
             "dictionary": _safe(dictionary)})

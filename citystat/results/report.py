@@ -30,6 +30,7 @@ from citystat.display.report import Section, chart_svg, escape, figure_html, htm
 from citystat.results.data import ProviderResults, provider_results, provider_trend
 from citystat.results.expressions import MONTH
 from citystat.results.models import ContractMetric, ProviderContract
+from citystat.display.format import format_day
 
 if TYPE_CHECKING:
     from citystat.api import CityStat
@@ -321,7 +322,7 @@ def build_provider_report_html(stat: "CityStat", provider: str, month: date, *,
              f'{escape(month_label(month))}{escape(partial)}</p>'
              f'<p class="meta">Contract {escape(contract.id)} · {escape(contract.service)}'
              f'{" · " + escape(department) if department else ""} · contract period '
-             f'{contract.period.start:%d %b %Y} to {contract.period.end:%d %b %Y}</p>'
+             f'{format_day(contract.period.start)} to {format_day(contract.period.end)}</p>'
              f'<p class="meta">Compared with all {n_providers} contracted providers · data through '
              f'{escape(through)}</p>')
     cover += _cards_html(contract, mine_month, flags.height)

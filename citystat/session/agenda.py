@@ -28,6 +28,7 @@ import polars as pl
 from citystat.auth import PermissionDenied, User
 from citystat.core.periods import period_end, period_label
 from citystat.core.status import STATUS_LABELS, Status
+from citystat.display.format import plural
 from citystat.kpis.frames import (ChangeExplanation, OverviewRow, assurance_of, change_explanations, data_end_day,
                                   main_explanation, signal_headline, signal_sentence)
 
@@ -181,7 +182,7 @@ def build_agenda(stat: "CityStat", store: "Store", *, department: str | None = N
     if review:
         overdue = sum(r.overdue for r in review)
         still_open = sum(r.commitment.status == "open" for r in review)
-        reasons = [f"{still_open} open commitment(s) from earlier sessions"]
+        reasons = [f"{plural(still_open, 'open commitment')} from earlier sessions"]
         if overdue:
             reasons.append(f"{overdue} overdue")
         closed = len(review) - still_open

@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from citystat import config
+from citystat.display.format import format_date, format_day
 
 if TYPE_CHECKING:  # pragma: no cover
     from citystat.api import CityStat
@@ -75,7 +76,7 @@ def describe(stat: "CityStat", due: Due) -> str:
 
     o = due.occurrence
     return (f"{KIND_NAMES[due.kind]} · {session_title(o.series, stat.registry)} · "
-            f"{o.starts_at:%a %d %b %Y %H:%M} {o.starts_at.tzname()}")
+            f"{format_date(o.starts_at.date())} {o.starts_at:%H:%M} {o.starts_at.tzname()}")
 
 
 def _session_link(calendar: "Calendar", o: "Occurrence") -> str | None:
@@ -101,7 +102,7 @@ def build_document(stat: "CityStat", store: "Store", calendar: "Calendar", due: 
     link = _session_link(calendar, o)
     if due.kind == PACKET:
         html = build_packet_html(stat, store, agenda, progress=progress)
-        subject = f"Briefing packet: {title} stat session, {o.starts_at:%a %d %b %Y %H:%M}"
+        subject = f"Briefing packet: {title} stat session, {format_date(o.starts_at.date())} {o.starts_at:%H:%M}"
         lines = [f"The briefing packet for the {title} stat session on {when} is attached (PDF, and HTML "
                  "to open in a browser).", "", "Agenda:"]
         for number, item in enumerate(agenda.items, start=1):
@@ -109,7 +110,7 @@ def build_document(stat: "CityStat", store: "Store", calendar: "Calendar", due: 
         review = next((i for i in agenda.items if i.section == REVIEW), None)
         if review is not None:
             lines += ["", "Commitments to review first:"]
-            lines += [f"  - {r.commitment.what} ({r.commitment.owner}, due {r.commitment.due_date:%d %b %Y})"
+            lines += [f"  - {r.commitment.what} ({r.commitment.owner}, due {format_day(r.commitment.due_date)})"
                       + (" — OVERDUE" if r.overdue else "") for r in review.review]
     else:
         session = find_session(store, department=series.department, topic=series.topic, session_date=o.day)
@@ -117,10 +118,10 @@ def build_document(stat: "CityStat", store: "Store", calendar: "Calendar", due: 
         html = build_followup_html(stat, store, agenda, session,
                                    next_session=following.day if following else None)
         made = store.list_commitments(session_id=session.id) if session else []
-        subject = f"Follow-up memo: {title} stat session of {o.starts_at:%a %d %b %Y}"
+        subject = f"Follow-up memo: {title} stat session of {format_date(o.starts_at.date())}"
         lines = [f"Follow-up to the {title} stat session of {when}.", "",
                  f"{len(made)} commitment(s) were made:" if made else "No commitment was recorded at the session."]
-        lines += [f"  - {c.what} — owner {c.owner}, due {c.due_date:%a %d %b %Y}" for c in made]
+        lines += [f"  - {c.what} — owner {c.owner}, due {format_date(c.due_date)}" for c in made]
         if following is not None:
             lines += ["", f"The next session, on {following.starts_at:%A %d %B %Y at %H:%M}, starts by "
                           "reviewing them."]

@@ -26,7 +26,7 @@ from citystat.display.report import Section, chart_svg, escape, figure_html, htm
 from citystat.display.safetext import user_markdown
 from citystat.session.agenda import REVIEW, SECTION_TITLES, Agenda, AgendaItem
 from citystat.kpis.frames import ASSURANCE_TEXT
-from citystat.display.format import change_text, format_date, human_label
+from citystat.display.format import change_text, format_date, format_day, human_label
 from citystat.kpis.frames import ChangeExplanation, value_subject
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -164,7 +164,7 @@ def narrative_html(item: AgendaItem) -> str:
     for label, text in (("What happened", n.what_happened), ("Why", n.why), ("What's next", n.whats_next)):
         if text and text.strip():
             parts.append(f"<h4>{escape(label)}</h4>{user_markdown(text)}")
-    by = f'<p class="muted">Written by {escape(n.updated_by)}, {n.updated_at:%d %b %Y}</p>'
+    by = f'<p class="muted">Written by {escape(n.updated_by)}, {format_day(n.updated_at)}</p>'
     return f'<div class="narrative">{"".join(parts)}{by}</div>'
 
 
@@ -187,7 +187,7 @@ def kpi_item_html(item: AgendaItem, session_date: date, metric_titles: dict[str,
     notes = ""
     if item.annotations:
         notes = "<h3>Annotations</h3><ul>" + "".join(
-            f"<li>{d:%d %b %Y}: {escape(t)}</li>" for d, t in item.annotations) + "</ul>"
+            f"<li>{format_day(d)}: {escape(t)}</li>" for d, t in item.annotations) + "</ul>"
     commitments = ""
     if item.open_commitments:
         commitments = "<h3>Open commitments</h3>" + commitments_table(

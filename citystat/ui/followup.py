@@ -21,6 +21,7 @@ import sqlalchemy as sa
 import streamlit as st
 
 from citystat.core.periods import period_label
+from citystat.display.format import format_date, format_day
 from citystat.display.safetext import user_markdown
 from citystat.store.errors import OUTAGE_ERRORS
 
@@ -122,7 +123,7 @@ def followup_section(stat: "CityStat", metric_ids: list[str], *, on: date, headi
     overdue = sum(c.is_overdue(on) for c in open_ones)
     if open_ones:
         st.markdown(f"**Open commitments** — {len(open_ones)} open"
-                    + (f", **{overdue} overdue** (past their due date on {on:%d %b %Y})" if overdue else ""))
+                    + (f", **{overdue} overdue** (past their due date on {format_day(on)})" if overdue else ""))
         st.dataframe(commitment_rows(open_ones, on, titles), hide_index=True, width="stretch",
                      column_config={"Due": st.column_config.DateColumn("Due", format="ddd D MMM YYYY"),
                                     "KPI": None if len(metric_ids) == 1 else st.column_config.TextColumn("KPI")})
@@ -142,7 +143,7 @@ def followup_section(stat: "CityStat", metric_ids: list[str], *, on: date, headi
         with st.container(border=True):
             st.markdown(f"**Story behind the curve** · {who}{label}")
             st.html(parts)
-            st.caption(f"Written by {story.updated_by}, {story.updated_at:%d %b %Y}")
+            st.caption(f"Written by {story.updated_by}, {format_day(story.updated_at)}")
 
 
 # --------------------------------------------------------------------------- the calendar
@@ -181,9 +182,9 @@ def calendar_note(stat: "CityStat", *, department: str | None = None, topic: str
     cadence = "; ".join(s.cadence_text() for s in series)
     text = f":material/event: Meets {cadence} ({calendar.timezone})"
     if upcoming:
-        text += f" · **next: {upcoming.starts_at:%a %d %b %Y %H:%M}**"
+        text += f" · **next: {format_date(upcoming.starts_at.date())} {upcoming.starts_at:%H:%M}**"
     if past:
-        text += " · last: " + ", ".join(f"{o.day:%a %d %b}" for o in past)
+        text += " · last: " + ", ".join(format_date(o.day).rsplit(" ", 1)[0] for o in past)
     people = sorted({p.name for s in series for p in s.attendees})
     text += f" · attendees: {', '.join(people)} · prepared by {', '.join(sorted({s.analyst.name for s in series}))}"
     st.markdown(text)
@@ -223,7 +224,7 @@ def attention_items(stat: "CityStat", rows: list["OverviewRow"], on: date,
         if late:
             oldest = min(c.due_date for c in late)
             reasons.append(f"{len(late)} overdue commitment{'s' if len(late) > 1 else ''} (due since "
-                           f"{oldest:%d %b %Y})")
+                           f"{format_day(oldest)})")
             rank = min(rank, 2)
         if reasons:
             items.append({"metric_id": row.metric.id, "rank": rank, "kpi": row.metric.title,

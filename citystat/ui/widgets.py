@@ -10,7 +10,7 @@ import streamlit as st
 from citystat.api import CityStat
 from citystat.core.periods import period_end, period_label
 from citystat.core.status import STATUS_LABELS, Status
-from citystat.display.format import display_frame, format_date
+from citystat.display.format import display_frame, format_date, plural
 from citystat.kpis.frames import OverviewRow, overview_table
 
 # Status is always said in words; in Markdown the words sit in a coloured badge with a Material
@@ -195,7 +195,7 @@ def data_notice(stat: CityStat, metrics=None) -> None:
 def problems_banner(stat: CityStat) -> None:
     problems = [p for p in stat.problems() if p.severity == "error"]
     if problems:
-        st.warning(f"{len(problems)} registry or data problem(s): the affected KPIs are left out and "
+        st.warning(f"{plural(len(problems), 'registry or data problem')}: the affected KPIs are left out and "
                    "everything else is shown. See **Data health** for details.", icon=":material/warning:")
 
 
@@ -204,7 +204,7 @@ def problems_notice(problems, left_out: str) -> None:
     if not problems:
         return
     box = st.error if any(p.severity == "error" for p in problems) else st.warning
-    box(f"{len(problems)} problem(s); {left_out} are left out.\n\n" + "\n".join(f"- `{p}`" for p in problems))
+    box(f"{plural(len(problems), 'problem')}; {left_out} are left out.\n\n" + "\n".join(f"- `{p}`" for p in problems))
 
 
 def how_computed(*texts: str) -> None:

@@ -57,7 +57,7 @@ def test_a_commitment_made_at_one_session_is_the_first_item_of_the_next(page, li
     assert first_item.inner_text().strip() == "1. Follow-up from earlier sessions"
     # due 11 Dec (two weeks after the session, the form's default): overdue by the 25th, and said so
     assert main.get_by_role("emphasis").filter(
-        has_text="1 open commitment(s) from earlier sessions; 1 overdue").is_visible()
+        has_text="1 open commitment from earlier sessions; 1 overdue").is_visible()
     row = main.locator("table.review-table tr").filter(has_text=PROMISE)
     assert row.count() == 1 and "OVERDUE — still open" in row.inner_text() and "Fri 11 Dec 2026" in row.inner_text()
 
