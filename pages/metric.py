@@ -64,11 +64,15 @@ shown = frame.filter(pl.col("period_start") <= as_of)
 direction = metric.direction.value
 # Three cards a row: at 1024 px four would cut "On track" and "(worse)" short.
 cards = st.columns(3)
-cards[0].metric(f"Value · {current['label']}", format_value(current["value"], unit), border=True)
+# Card labels stay short (a label is cut, not wrapped, in a narrow card): the period is named
+# by the picker above and under the value; assurance is a caption under status, which wraps.
+cards[0].metric("Value", format_value(current["value"], unit), border=True,
+                help=f"The KPI for {current['label']}, the period chosen above.")
+cards[0].caption(current["label"])
 cards[1].metric("Target", format_value(current["target"], unit) if current["target"] is not None else "none",
                 border=True)
-cards[2].metric("Status", status_chip(current["status"]), border=True, help=HOW_STATUS + "\n\n" + HOW_ASSURANCE,
-                delta=assurance_label(shown, metric), delta_color="off", delta_arrow="off")
+cards[2].metric("Status", status_chip(current["status"]), border=True, help=HOW_STATUS + "\n\n" + HOW_ASSURANCE)
+cards[2].caption(f"Assurance: {assurance_label(shown, metric)}")
 comparison = st.columns(2)
 comparison[0].metric("Prior period", format_value(current["prior_value"], unit),
                      delta=metric_delta(current["change_vs_prior"], unit, direction),

@@ -271,7 +271,8 @@ def show_item(number: int, item, big: bool = False) -> None:
     numbers = dict(numbers_rows(item))
     c = item.current or {}
     cards = st.columns(4)
-    cards[0].metric(f"Value · {item.period_text}", numbers["Value"], border=True)
+    cards[0].metric("Value", numbers["Value"], border=True, help=f"The KPI for {item.period_text}.")
+    cards[0].caption(item.period_text)
     cards[1].metric("Target", numbers["Target"], border=True, help=HOW_STATUS)
     # st.metric reads the delta's sign from an ASCII minus; colour follows the KPI's direction.
     colour = delta_colour(item.direction)
