@@ -114,3 +114,22 @@ def new_page(browser, request, browser_errors):
         _screenshot_on_failure(request, page)
         context.close()
     browser_errors.check()
+
+
+@pytest.fixture(scope="module")
+def oidc_provider():
+    """A local OpenID Connect provider (tests/support/signin.py)."""
+    from tests.support.signin import running_provider
+
+    with running_provider() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def signin_app(tmp_path_factory, oidc_provider):
+    """The app with sign-in through `oidc_provider` and its role mapping."""
+    from tests.support.signin import start_signin_app
+
+    app = start_signin_app(tmp_path_factory.mktemp("signin_app"), oidc_provider)
+    yield app
+    app.stop()

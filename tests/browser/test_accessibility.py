@@ -123,59 +123,14 @@ def check_every_page(page, app_url: str) -> dict[str, list[str]]:
     return problems
 
 
-@pytest.fixture(scope="module")
-def oidc():
-    from oidc_provider_mock import User, run_server_in_thread
-
-    from devtools.appserver import free_port
-    from tests.browser.test_signin import ANALYST, LEAD
-
-    users = [User(sub=LEAD, claims={"email": LEAD, "name": "Lee Lead", "groups": ["streets"]}),
-             User(sub=ANALYST, claims={"email": ANALYST, "name": "Ana Analyst", "groups": ["citystat-analysts"]})]
-    with run_server_in_thread(port=free_port(), user_claims=users) as server:
-        yield f"http://localhost:{server.server_port}"
-
-
-@pytest.fixture(scope="module")
-def roles_app(tmp_path_factory, oidc):
-    """The app with sign-in (a local OpenID Connect provider): a lead of Public Works is staff,
-    the citystat-analysts group are analysts."""
-    import secrets as secrets_module
-
-    from devtools.appserver import free_port, start_app
-    from tests.browser.test_signin import LEAD
-
-    port = free_port()
-    secrets = f'''
-[auth]
-redirect_uri = "http://127.0.0.1:{port}/oauth2callback"
-cookie_secret = "{secrets_module.token_hex(16)}"
-client_id = "citystat-test"
-client_secret = "not-a-real-secret"
-server_metadata_url = "{oidc}/.well-known/openid-configuration"
-
-[citystat.roles]
-groups_claim = "groups"
-
-[citystat.roles.users]
-"{LEAD}" = {{ roles = ["lead"], departments = ["pw"] }}
-
-[citystat.roles.groups]
-citystat-analysts = {{ roles = ["analyst"] }}
-'''
-    app = start_app(tmp_path_factory.mktemp("a11y_app"), secrets=secrets, port=port)
-    yield app
-    app.stop()
-
-
 @pytest.mark.parametrize("role", ["public visitor", "staff (a department lead)", "analyst"])
-def test_every_page_has_no_serious_or_critical_axe_violation(page, roles_app, oidc, role):
-    from tests.browser.test_signin import ANALYST, LEAD, serve_provider_assets, sign_in_as
+def test_every_page_has_no_serious_or_critical_axe_violation(page, signin_app, oidc_provider, role):
+    from tests.support.signin import ANALYST, LEAD, serve_provider_assets, sign_in_as
 
     if role != "public visitor":
-        serve_provider_assets(page, oidc)
-        sign_in_as(page, roles_app, LEAD if role.startswith("staff") else ANALYST)
-    problems = check_every_page(page, roles_app.url)
+        serve_provider_assets(page, oidc_provider)
+        sign_in_as(page, signin_app, LEAD if role.startswith("staff") else ANALYST)
+    problems = check_every_page(page, signin_app.url)
     assert not problems, "\n".join(f"{title}:\n  " + "\n  ".join(lines) for title, lines in problems.items())
 
 

@@ -6,19 +6,15 @@ secrets file whose [auth] section points at it and whose [citystat.roles] maps t
 
 from __future__ import annotations
 
-import secrets as secrets_module
-
 import pytest
 
-from devtools.appserver import PROJECT_ROOT, exception_texts, free_port, start_app, wait_for_app
+from devtools.appserver import PROJECT_ROOT, exception_texts, wait_for_app
 from citystat.ui.navigation import PAGES
+from tests.support.signin import ANALYST, LEAD, OUTSIDER, serve_provider_assets, sign_in_as
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.filterwarnings("ignore:.*deprecated.*:DeprecationWarning")]  # authlib inside the mock
 
-LEAD = "lead@riverton.gov"
-ANALYST = "ana@riverton.gov"
-OUTSIDER = "someone@example.com"
 NOT_FOUND = "The page that you have requested does not seem to exist"
 
 
@@ -26,68 +22,9 @@ def page_titles(role_filter) -> list[str]:
     return [title for _s, path, title, _i, role in PAGES if role_filter(role) and (PROJECT_ROOT / path).is_file()]
 
 
-@pytest.fixture(scope="module")
-def oidc_provider():
-    from oidc_provider_mock import User, run_server_in_thread
-
-    users = [
-        User(sub=LEAD, claims={"email": LEAD, "name": "Lee Lead", "groups": ["streets"]}),
-        User(sub=ANALYST, claims={"email": ANALYST, "name": "Ana Analyst", "groups": ["citystat-analysts"]}),
-        User(sub=OUTSIDER, claims={"email": OUTSIDER, "name": "Out Sider"}),
-    ]
-    with run_server_in_thread(port=free_port(), user_claims=users) as server:
-        yield f"http://localhost:{server.server_port}"
-
-
-@pytest.fixture(scope="module")
-def signin_app(tmp_path_factory, oidc_provider):
-    port = free_port()
-    secrets = f'''
-[auth]
-redirect_uri = "http://127.0.0.1:{port}/oauth2callback"
-cookie_secret = "{secrets_module.token_hex(16)}"
-client_id = "citystat-test"
-client_secret = "not-a-real-secret"
-server_metadata_url = "{oidc_provider}/.well-known/openid-configuration"
-
-[citystat.roles]
-groups_claim = "groups"
-
-[citystat.roles.users]
-"{LEAD}" = {{ roles = ["lead"], departments = ["pw"] }}
-
-[citystat.roles.groups]
-citystat-analysts = {{ roles = ["analyst"] }}
-'''
-    app = start_app(tmp_path_factory.mktemp("signin_app"), secrets=secrets, port=port)
-    yield app
-    app.stop()
-
-
 def nav_titles(page) -> list[str]:
     nav = page.get_by_test_id("stSidebarNav")
     return [link.inner_text().strip().split("\n")[-1].strip() for link in nav.locator("a").all()]
-
-
-def serve_provider_assets(page, provider_url: str) -> None:
-    """The mock provider's own pages load a stylesheet from a CDN (no network here) and ask for a
-    favicon it does not have; answer both locally so they log no console error (not our pages)."""
-    page.route("https://cdn.jsdelivr.net/**", lambda route: route.fulfill(status=200, content_type="text/css", body=""))
-    page.route(f"{provider_url}/favicon.ico", lambda route: route.fulfill(status=204, body=""))
-
-
-def sign_in_as(page, app, who: str) -> None:
-    """As a person does it: open the site, pick Sign in in the sidebar, press the button."""
-    page.goto(app.url)
-    wait_for_app(page)
-    page.get_by_test_id("stSidebarNav").get_by_text("Sign in", exact=True).click()
-    wait_for_app(page)
-    page.get_by_test_id("stMain").get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/oauth2/authorize**")
-    page.get_by_role("button", name=who, exact=True).click()
-    page.wait_for_url(f"{app.url}/**")
-    wait_for_app(page)
-    assert not exception_texts(page)
 
 
 def test_public_visitor_sees_only_public_pages(page, signin_app, browser_errors):
