@@ -245,7 +245,8 @@ def test_main_tasks_work_with_the_keyboard_alone(page, local_app):
     tab_to(page, "el && el.tagName === 'BUTTON' && el.innerText.includes('Record commitment')", "Record commitment")
     page.keyboard.press("Enter")
     wait_for_app(page)
-    assert page.get_by_text("Keyboard-only commitment: fill the D3 backlog").count() >= 1
+    # recording reruns the page (the session is created with its first commitment): wait for it
+    page.get_by_text("Keyboard-only commitment: fill the D3 backlog").first.wait_for(timeout=60_000)
     # 4. build and download the briefing packet
     page.locator("body").focus()
     tab_to(page, "el && el.tagName === 'BUTTON' && el.innerText.includes('Build packet')", "Build packet")
