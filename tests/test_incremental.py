@@ -23,7 +23,7 @@ from citystat.kpis.engine import Engine
 from citystat.registry.loader import load_registry
 from citystat.kpis.incremental import plan_refresh
 from citystat.kpis.rollup import compute_rollup, refresh_rollup
-from citystat.kpis.scan import daily_key
+from citystat.kpis.scan import daily_key, rows_key
 
 LAST_DAY = date(2026, 11, 8)  # a Sunday; the appended week is 2026-11-09 .. 2026-11-15
 REQUESTS = 20_000
@@ -75,8 +75,12 @@ def test_kept_daily_partials_equal_a_full_scan_and_cover_every_shared_scan(city,
     assert set(incremental.daily) == set(full.daily) == set(base.daily)
     assert daily_key("service_requests", "created_at") in full.daily
     assert daily_key("service_requests", "closed_at") in full.daily
+    assert rows_key("graffiti_days_to_close") in full.daily and rows_key("ems_response_p90") in full.daily
     for key in full.daily:
-        assert incremental.daily_partials(key).equals(full.daily_partials(key)), key
+        kept, scanned = incremental.daily_partials(key), full.daily_partials(key)
+        if key.startswith("metric|"):  # a holistic metric's rows: the same rows, in any order
+            kept, scanned = kept.sort(kept.columns, nulls_last=True), scanned.sort(scanned.columns, nulls_last=True)
+        assert kept.equals(scanned), key
     # the 311 scan by created_at gained exactly the new week's days (7 of them, by day alone)
     days = "service_requests|created_at"
     totals = lambda r: r.daily_partials(days).filter(pl.all_horizontal(pl.col("^g__.*$") == 1))
@@ -120,8 +124,10 @@ def test_rollup_without_kept_partials_still_refreshes_exactly(city, base):
     full = compute_rollup(engine(city))
     assert incremental.how == "incremental"
     assert incremental.frame.sort(KEYS).equals(full.frame.sort(KEYS))
-    # the rescanned 311 scans keep their partials again for the next append (others were not read)
-    assert set(incremental.daily) == {k for k in full.daily if k.startswith("service_requests|")}
+    # the rescanned 311 scans keep their partials, and the 311 median its rows, again for the next
+    # append (the other sources were not read)
+    assert set(incremental.daily) == {daily_key("service_requests", "created_at"),
+                                      daily_key("service_requests", "closed_at"), rows_key("graffiti_days_to_close")}
 
 
 def test_incremental_equals_full_with_parallel_threads(city, base):
@@ -176,3 +182,28 @@ def test_api_refreshes_incrementally_from_disk_and_never_recomputes_a_cached_fin
     assert third.rollup.frame.sort(KEYS).equals(second.rollup.frame.sort(KEYS))
     # the first object notices the new file on its next sync and refreshes in memory
     assert first.sync().rollup.how in ("cached", "incremental")
+
+
+def test_append_aggregates_a_median_from_its_kept_rows_instead_of_rereading_them(city, base):
+    """Proof that a holistic metric's old rows are not read again: the kept graffiti rows of this
+    fiscal year before the appended week are marked (days to close + 1000); the incremental
+    refresh's fiscal-year and October medians carry the marker (a re-read would erase it), the
+    new week's median is the full recompute's, and an earlier fiscal year is left as it was."""
+    key = rows_key("graffiti_days_to_close")
+    kept = base.daily_partials(key)
+    assert set(kept.columns) == {"__day", "d__district", "__e0"}
+    marked = (pl.col("__day") >= date(2026, 7, 1)) & (pl.col("__day") < date(2026, 11, 9))
+    base.daily[key] = kept.with_columns(pl.when(marked).then(pl.col("__e0") + 1000).otherwise(pl.col("__e0")))
+    append_week(city, REQUESTS, LAST_DAY)
+    incremental = refresh_rollup(engine(city), base)
+    full = compute_rollup(engine(city))
+    assert incremental.how == "incremental"
+
+    def median(rollup, grain, start):
+        return rollup.series("graffiti_days_to_close", grain).filter(pl.col("period_start") == start)["value"][0]
+
+    assert median(incremental, "month", date(2026, 10, 1)) == pytest.approx(median(full, "month", date(2026, 10, 1))
+                                                                          + 1000)
+    assert median(incremental, "fiscal_year", date(2026, 7, 1)) > 1000 > median(full, "fiscal_year", date(2026, 7, 1))
+    assert median(incremental, "week", date(2026, 11, 9)) == median(full, "week", date(2026, 11, 9))
+    assert median(incremental, "fiscal_year", date(2025, 7, 1)) == median(full, "fiscal_year", date(2025, 7, 1))

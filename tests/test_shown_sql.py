@@ -86,9 +86,10 @@ def test_the_shown_sql_is_laid_out_and_explains_its_internal_names(sample):
     assert any(line.lstrip().startswith("FROM") for line in code)
     assert any(line.lstrip().startswith("GROUP BY") for line in code)
     explained = [line.removeprefix("--   ").split("  ")[0] for line in lines if line.startswith("--   ")]
-    patterns = {"__p_<period>": r"__p_(day|week|month|quarter|fiscal_year)", "__p_m0_*": r"__p_m\d+_[a-z]",
+    patterns = {"__p_m0_*": r"__p_m\d+_[a-z]",
                 "__c0, __c1": r"__c\d+", "__e0": r"__e\d+"}
     for name in set(re.findall(r"\b(__[a-z_0-9]+|m0_[a-z])\b", "\n".join(code))):
         assert any(re.fullmatch(patterns.get(e, re.escape(e)), name) for e in explained), name
     monthly = metric_sql(registry, registry.metrics["graffiti_days_to_close"], "month")
-    assert "--   __p_<period> the period a row falls in (its first day)" in monthly
+    assert "--   __day        the day of a row (its time column cast to a date)" in monthly
+    assert "GROUP BY period_start" in monthly

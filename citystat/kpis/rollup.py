@@ -34,7 +34,7 @@ from citystat.kpis.engine import Engine, QueryError
 from citystat.kpis.incremental import (dependent_sources, earliest_period_start, file_manifest, merged_extents,
                                        new_file_stats, plan_refresh)
 from citystat.kpis.scan import (ROLLUP_SCHEMA, compute_declared, compute_derived, compute_group, compute_sql_metric,
-                                daily_key, empty_rollup, group_key, groups, problem, source_extents)
+                                daily_key, rows_key, empty_rollup, group_key, groups, problem, source_extents)
 from citystat.registry.loader import Problem, Registry, derived_order
 from citystat.registry.models import Metric
 
@@ -174,8 +174,9 @@ def refresh_rollup(engine: Engine, previous: Rollup | None = None, grains: tuple
 
     For a (source, time column) that gained files: decomposable metrics scan only the rows
     from the first day in the new files on and re-roll every period from the kept daily
-    partials plus the new days; holistic metrics rescan from the earliest period start holding
-    a new row (the fiscal year's, at most a year) and keep older periods.
+    partials plus the new days; holistic metrics read only the rows from that day on too, add
+    them to the rows they kept, and re-aggregate the periods from the earliest period start
+    holding a new row (the fiscal year's, at most a year) on, keeping the older periods.
 
     Gives exactly what `compute_rollup` gives (tests/test_incremental.py checks it); falls back
     to `compute_rollup` whenever an incremental update could not be proven equal. Raises
@@ -212,8 +213,10 @@ def refresh_rollup(engine: Engine, previous: Rollup | None = None, grains: tuple
                 if new_from is None:
                     continue  # the new files hold no dated rows for this time column
                 holistic_since = earliest_period_start(new_from, fy, grains)
+                kept_rows = {m.id: previous.daily_partials(rows_key(m.id)) for m in group
+                             if not builders.is_decomposable(m)}
                 result = compute_group(engine, source_id, time_column, group, grains, holistic_since=holistic_since,
-                                       stored=previous.daily_partials(key), new_from=new_from)
+                                       stored=previous.daily_partials(key), new_from=new_from, stored_rows=kept_rows)
             else:  # a SQL source reading a changed source: recomputed in full
                 holistic_since = None
                 result = compute_group(engine, source_id, time_column, group, grains)
@@ -234,6 +237,9 @@ def refresh_rollup(engine: Engine, previous: Rollup | None = None, grains: tuple
                 daily[key] = result.days
             else:
                 daily.pop(key, None)
+            for metric in group:
+                daily.pop(rows_key(metric.id), None)
+            daily.update({rows_key(metric_id): rows for metric_id, rows in result.rows.items()})
         for metric in registry.metrics.values():
             if metric.kind == "sql" and set(registry.sources_of(metric)) & affected:
                 kept = kept.filter(pl.col("metric_id") != metric.id)

@@ -1,7 +1,8 @@
 """Running the rollup's SQL (`sql.py`) through the engine, and shaping the results.
 
 Each (source, time column) is one group: its decomposable metrics share ONE daily scan
-(`scan_decomposable`), each holistic metric gets its own filtered scan, a failing scan is
+(`scan_decomposable`), each holistic metric gets its own filtered scan (whose rows are kept
+for the next refresh, `holistic_rows`), a failing scan is
 retried metric by metric so one broken metric does not take its neighbours down. SQL-file
 metrics run once per grain; derived metrics are evaluated from the totals of the others.
 
@@ -11,7 +12,7 @@ dimension_value, value, numerator, denominator, n.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from itertools import groupby
 from typing import Callable
@@ -166,54 +167,79 @@ class GroupResult:
     frames: list[pl.DataFrame]
     problems: list[Problem]
     days: pl.DataFrame | None  # daily partials of the group's decomposable metrics (None: not kept)
+    # metric id -> the rows of each holistic metric (`holistic_rows_sql`), kept for the next refresh
+    rows: dict[str, pl.DataFrame] = field(default_factory=dict)
+
+
+def rows_key(metric_id: str) -> str:
+    """The name under which a rollup keeps a holistic metric's rows."""
+    return f"metric|{metric_id}"
+
+
+def holistic_rows(engine: Engine, source_id: str, time_column: str, metric: Metric,
+                  stored: pl.DataFrame | None = None, new_from: date | None = None) -> pl.DataFrame:
+    """A holistic metric's rows; with `stored` (the rows a previous refresh kept) and `new_from`,
+    only rows with time >= `new_from` are read and the stored rows before that day are reused."""
+    since = new_from if stored is not None else None
+    sql, params = builders.holistic_rows_sql(source_id, time_column, metric, since,
+                                             not_recorded_label(engine.registry))
+    rows = engine.query(sql, params, context=f"metric {metric.id}")
+    if stored is not None:
+        rows = pl.concat([stored.filter(pl.col("__day") < new_from), rows], how="vertical_relaxed")
+    return rows
 
 
 def compute_group(engine: Engine, source_id: str, time_column: str, group: list[Metric], grains=GRAINS, *,
                   holistic_since: date | None = None, stored: pl.DataFrame | None = None,
-                  new_from: date | None = None) -> GroupResult:
+                  new_from: date | None = None, stored_rows: dict[str, pl.DataFrame | None] | None = None
+                  ) -> GroupResult:
     """All declared metrics of one (source, time column): one daily scan for the decomposable
     ones, one filtered scan per holistic one; on failure, metric by metric.
 
-    Incremental use: `stored` + `new_from` (see `scan_decomposable`), and `holistic_since`,
-    the earliest period start any new row falls in, from which holistic metrics are rescanned
-    (their rows before it are not read; the caller keeps their older periods).
+    Incremental use: `stored` + `new_from` (see `scan_decomposable`); `stored_rows`, the kept
+    rows of each holistic metric, to which only rows from `new_from` on are added (a metric
+    without kept rows reads all its rows again); and `holistic_since`, the earliest period start
+    any new row falls in: holistic periods are aggregated from it on (the caller keeps the older).
     """
     registry = engine.registry
     if source_id not in engine.available:
         return GroupResult([], [problem(registry, m.id, f"source {source_id!r} is unavailable") for m in group],
                            None)
-    frames: list[pl.DataFrame] = []
-    problems: list[Problem] = []
-    days = None
+    result = GroupResult([], [], None)
     shared = [m for m in group if builders.is_decomposable(m)]
     holistic = [m for m in group if not builders.is_decomposable(m)]
     if shared:
         try:
-            rows, days = scan_decomposable(engine, source_id, time_column, shared, grains, stored, new_from)
-            frames.append(rows)
+            rows, result.days = scan_decomposable(engine, source_id, time_column, shared, grains, stored, new_from)
+            result.frames.append(rows)
         except QueryError:
             holistic = shared + holistic  # isolate the broken metric(s); keep the healthy ones
     for metric in holistic:
         try:
             if builders.is_decomposable(metric):
                 rows, _ = scan_decomposable(engine, source_id, time_column, [metric], grains)
-                frames.append(rows)
-            else:
-                sql, params = builders.holistic_scan_sql(registry.city.fiscal_year_start_month, source_id,
-                                                         time_column, metric, grains, holistic_since,
-                                                         not_recorded_label(registry))
-                frames.append(reshape_scan(engine.query(sql, params, context=f"metric {metric.id}"), [metric],
-                                           grains))
+                result.frames.append(rows)
+                continue
+            kept = (stored_rows or {}).get(metric.id)
+            rows = holistic_rows(engine, source_id, time_column, metric, kept, new_from if kept is not None else None)
+            result.rows[metric.id] = rows
+            if holistic_since is not None:
+                rows = rows.filter(pl.col("__day") >= holistic_since)
+            aggregates = query_over_frame(
+                engine, builders.holistic_rollup_sql(registry.city.fiscal_year_start_month, metric, "metric_rows",
+                                                     grains), "metric_rows", rows, context=f"metric {metric.id}")
+            result.frames.append(reshape_scan(aggregates, [metric], grains))
         except QueryError as exc:
-            problems.append(problem(registry, metric.id, exc.message))
+            result.problems.append(problem(registry, metric.id, exc.message))
     for hook in SCAN_HOOKS:
         hook(source_id)
-    return GroupResult(frames, problems, days)
+    return result
 
 
 def compute_declared(engine: Engine, metrics: list[Metric], grains=GRAINS, daily: dict | None = None
                      ) -> tuple[list[pl.DataFrame], list[Problem]]:
-    """Every group of `metrics` in full; the daily partials of each group go into `daily` if given."""
+    """Every group of `metrics` in full; the daily partials of each group and the rows of each
+    holistic metric go into `daily` if given."""
     frames, problems = [], []
     for (source_id, time_column), group in groups(engine.registry, metrics):
         result = compute_group(engine, source_id, time_column, group, grains)
@@ -221,6 +247,8 @@ def compute_declared(engine: Engine, metrics: list[Metric], grains=GRAINS, daily
         problems += result.problems
         if daily is not None and result.days is not None:
             daily[daily_key(source_id, time_column)] = result.days
+        if daily is not None:
+            daily.update({rows_key(metric_id): rows for metric_id, rows in result.rows.items()})
     return frames, problems
 
 
