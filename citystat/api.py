@@ -18,17 +18,26 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import Any, TypeVar
 
 import polars as pl
 
 from citystat import config
 from citystat.kpis.engine import Engine
-from citystat.kpis.frames import available_periods, city_scores, default_as_of, kpi_frame, overview, period_last_day
+from citystat.kpis.frames import (available_periods, city_scores, data_today, default_as_of, kpi_frame, overview,
+                                  period_last_day)
 from citystat.registry.loader import Problem, Registry, RegistryError, empty_registry, load_registry
 from citystat.registry.models import Metric
 from citystat.kpis.rollup import Rollup, SourcesChanged, stable_rollup
+
+T = TypeVar("T")
+# Derived values kept per (registry, rollup, day): KPI frames of every KPI at a few grains and
+# dimensions, and what pages build from them (tables, chart specs) for their filters.
+MEMO_ENTRIES = 2048
 
 
 class CityStat:
@@ -47,7 +56,10 @@ class CityStat:
         self._engine: Engine | None = None
         self._rollup: Rollup | None = None
         self._registry_key: str | None = None
-        self._kpi_cache: dict[tuple, pl.DataFrame] = {}
+        # KPI frames and other values derived from (registry, rollup, the city's today): emptied
+        # whenever any of the three changes (`_derived`), so nothing computed from an older
+        # registry or rollup is ever served.
+        self._memo: tuple[Registry, Rollup, date, OrderedDict[tuple, Any]] | None = None
         self.check_interval = check_interval
         self._checked_at = float("-inf")
         # keep_last_good (the app): a registry that does not load leaves the last one that did
@@ -108,7 +120,6 @@ class CityStat:
                 self._engine, rollup = self._published.serve(self._registry, self._engine, self._rollup)
                 if rollup is not self._rollup:
                     self._rollup = rollup
-                    self._kpi_cache.clear()
                 self._checked_at = time.monotonic()
                 return self
             fingerprint = self._engine.fingerprint()
@@ -116,7 +127,6 @@ class CityStat:
                 previous = self._rollup
                 self._engine = Engine(self._registry) if self._rollup is not None else self._engine
                 self._rollup = self._load_or_compute(fingerprint, previous)
-                self._kpi_cache.clear()
             self._checked_at = time.monotonic()
         return self
 
@@ -202,15 +212,20 @@ class CityStat:
         from citystat.core.periods import shift_period
 
         metric = self.metric(metric_id)
-        prior = shift_period(period_start, grain, -1, self.registry.city.fiscal_year_start_month)
-        series = self.rollup.series(metric.id, grain, dimension)
-        now = series.filter(pl.col("period_start") == period_start).select(
-            "dimension_value", "value", "numerator", "denominator", "n")
-        before = series.filter(pl.col("period_start") == prior).select(
-            "dimension_value", pl.col("value").alias("prior_value"))
-        return (now.join(before, on="dimension_value", how="full", coalesce=True)
-                .with_columns(change=pl.col("value") - pl.col("prior_value"))
-                .sort("value", descending=True, nulls_last=True))
+        registry, rollup = self.registry, self.rollup
+
+        def compute() -> pl.DataFrame:
+            prior = shift_period(period_start, grain, -1, registry.city.fiscal_year_start_month)
+            series = rollup.series(metric.id, grain, dimension)
+            now = series.filter(pl.col("period_start") == period_start).select(
+                "dimension_value", "value", "numerator", "denominator", "n")
+            before = series.filter(pl.col("period_start") == prior).select(
+                "dimension_value", pl.col("value").alias("prior_value"))
+            return (now.join(before, on="dimension_value", how="full", coalesce=True)
+                    .with_columns(change=pl.col("value") - pl.col("prior_value"))
+                    .sort("value", descending=True, nulls_last=True))
+
+        return self._derived(registry, rollup, ("breakdown", metric_id, grain, dimension, period_start), compute)
 
     def chart(self, metric_id: str, grain: str | None = None, annotations=()):
         """The metric's Altair trend chart with target and process limits."""
@@ -232,14 +247,26 @@ class CityStat:
 
     def overview(self, as_of_day: date | None = None, grain: str | None = None,
                  metrics: list[Metric] | None = None, dimension: str = "", dimension_value: str | None = None):
-        """Every KPI as of a day (default: the last complete week's last day)."""
+        """Every KPI as of a day (default: the last complete week's last day).
+
+        Kept per (registry, rollup, day) like the KPI frames: every view of the same selection
+        gets the same rows (a new list of them)."""
         if as_of_day is None:
             week = self.as_of("week")
             as_of_day = period_last_day(self.registry, week, "week") if week else None
         if as_of_day is None:
             return []
-        return overview(self.registry, self.rollup, as_of_day, grain, metrics, dimension, dimension_value,
-                        kpi=self._cached_kpi)
+        registry, rollup = self.registry, self.rollup
+
+        def compute():
+            return overview(registry, rollup, as_of_day, grain, metrics, dimension, dimension_value,
+                            kpi=self._cached_kpi)
+
+        if metrics is not None and any(registry.metrics.get(m.id) is not m for m in metrics):
+            return compute()  # metrics of another version of the registry: computed, not kept
+        key = ("overview", as_of_day, grain, None if metrics is None else tuple(m.id for m in metrics),
+               dimension, dimension_value)
+        return list(self._derived(registry, rollup, key, compute))
 
     def standard_kpis(self, department_id: str, as_of_day: date | None = None):
         """City-wide standard KPIs (tag `standard`, dimension `department`) for one department."""
@@ -247,16 +274,50 @@ class CityStat:
         return self.overview(as_of_day, metrics=metrics, dimension="department", dimension_value=department_id)
 
     def city_scores(self, as_of_day: date | None = None) -> pl.DataFrame:
-        return city_scores(self.registry, self.rollup, as_of_day, kpi=self._cached_kpi)
+        registry, rollup = self.registry, self.rollup
+        return self._derived(registry, rollup, ("city_scores", as_of_day),
+                             lambda: city_scores(registry, rollup, as_of_day, kpi=self._cached_kpi))
 
     def _cached_kpi(self, registry: Registry, rollup: Rollup, metric: Metric, grain: str,
                     dimension: str = "", dimension_value: str | None = None) -> pl.DataFrame:
         """`kpi_frame` through this object's cache (no re-sync: the caller already synced)."""
-        key = (rollup.fingerprint, metric.id, grain, dimension, dimension_value)
-        frame = self._kpi_cache.get(key)
-        if frame is None:
-            frame = self._kpi_cache[key] = kpi_frame(registry, rollup, metric, grain, dimension, dimension_value)
-        return frame
+        return self._derived(registry, rollup, ("kpi", metric.id, grain, dimension, dimension_value),
+                             lambda: kpi_frame(registry, rollup, metric, grain, dimension, dimension_value))
+
+    def memo(self, key: tuple, compute: Callable[[], T]) -> T:
+        """``compute()``, kept until the registry, the rollup or the city's day changes.
+
+        For values derived from them only (a page's table, a chart's spec), computed through
+        this object (``stat.registry``, ``stat.overview(...)``...): ``key`` must name everything
+        else the value depends on (the KPI, grain, period, filters). Pages share it across
+        sessions and reruns, so the same table is built once per rollup, not once per view.
+        The value is shared: callers must not change it.
+        """
+        self.sync()
+        return self._derived(self._registry, self._rollup, ("memo",) + tuple(key), compute)
+
+    def _derived(self, registry: Registry, rollup: Rollup, key: tuple, compute: Callable[[], T]) -> T:
+        """``compute()`` from ``registry`` and ``rollup``, kept with them (one dict per
+        (registry, rollup, day), swapped in one assignment, so a value is only ever stored with
+        the objects it was computed from)."""
+        today = data_today(registry)
+        state = self._memo
+        if state is None or state[0] is not registry or state[1] is not rollup or state[2] != today:
+            state = self._memo = (registry, rollup, today, OrderedDict())
+        values = state[3]
+        try:
+            return values[key]
+        except KeyError:
+            pass
+        value = compute()
+        if self._registry is registry and self._rollup is rollup:  # not reloaded meanwhile
+            values[key] = value
+            if len(values) > MEMO_ENTRIES:
+                try:
+                    values.popitem(last=False)
+                except KeyError:  # emptied by another thread meanwhile
+                    pass
+        return value
 
     # ---- catalog (added for the Registry page and notebooks; see citystat/analyst/reference.py) ----
     def sources(self) -> pl.DataFrame:

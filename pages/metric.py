@@ -14,7 +14,8 @@ from citystat.core.periods import period_end, period_label
 from citystat.kpis.rollup import metric_sql
 from citystat.ui.context import annotations_for, city
 from citystat.ui.followup import followup_section
-from citystat.ui.charts import show_chart
+from citystat.ui.charts import chart_spec, show_chart
+from citystat.ui.tables import show_table
 from citystat.ui.guard import require_role
 from citystat.ui.widgets import GRAIN_NAMES, HOW_ASSURANCE, data_notice, HOW_SIGNAL, HOW_STATUS, HOW_TARGETS, how_computed, status_chip
 from citystat.files.csv import csv_text
@@ -93,8 +94,8 @@ if current["centre"] is not None:
 
 annotations = [(change.date, change.note) for change in metric.process_changes] + annotations_for(metric_id)
 columns, rows = trend_table(frame, unit=unit)
-show_chart(trend_chart(frame, title=f"{metric.title} by {GRAIN_NAMES[grain].lower()}", unit=unit,
-                       annotations=annotations, height=320, direction=direction),
+show_chart(chart_spec(trend_chart, frame, title=f"{metric.title} by {GRAIN_NAMES[grain].lower()}", unit=unit,
+                      annotations=annotations, height=320, direction=direction),
            trend_summary(frame, title=metric.title, unit=unit, grain=grain), columns=columns, rows=rows,
            table_label="Data table (newest first)", width="stretch", height=420)
 
@@ -111,43 +112,48 @@ if metric.dimensions:
                 st.info("No data for this period.")
                 continue
             for comparison in ("prior", "last_year"):
-                explained = explain_change(registry, stat.rollup, metric, grain, as_of, dimension, comparison)
+                explained = stat.memo(("explain_change", metric_id, grain, as_of, dimension, comparison),
+                                      lambda: explain_change(stat.registry, stat.rollup, stat.metric(metric_id), grain,
+                                                             as_of, dimension, comparison))
                 if explained is not None:
                     st.markdown(explained.sentence)
             left, right = st.columns([3, 2])
-            show_chart(breakdown_chart(table, dimension=dimension, unit=unit),
+            show_chart(chart_spec(breakdown_chart, table, dimension=dimension, unit=unit),
                        f"{metric.title} by {dimension.replace('_', ' ')}, {table.height} values; "
                        "the table beside the chart lists them.", where=left, width="stretch")
-            right.dataframe(
-                display_frame(table.select("dimension_value", "value", "prior_value", "change", "n"),
-                              headers={"dimension_value": human_label(dimension), "change": "Its own change"},
-                              units={"value": unit, "prior_value": unit, "n": "count"},
-                              labels=["dimension_value"], changes={"change": (unit, direction)}),
-                hide_index=True, width="stretch")
+            show_table(stat.memo(("breakdown_table", metric_id, grain, dimension, as_of), lambda: display_frame(
+                           table.select("dimension_value", "value", "prior_value", "change", "n"),
+                           headers={"dimension_value": human_label(dimension), "change": "Its own change"},
+                           units={"value": unit, "prior_value": unit, "n": "count"},
+                           labels=["dimension_value"], changes={"change": (unit, direction)})),
+                       where=right, width="stretch")
             st.caption(N_HELP)
-            right.download_button(f"Download the breakdown by {human_label(dimension).lower()} (CSV)", csv_text(table),
+            right.download_button(f"Download the breakdown by {human_label(dimension).lower()} (CSV)",
+                                  stat.memo(("breakdown_csv", metric_id, grain, dimension, as_of),
+                                            lambda: csv_text(table)),
                                   key=f"breakdown-{dimension}",
                                   file_name=f"{metric_id}_{grain}_{dimension}_{as_of}.csv", mime="text/csv")
 
 st.subheader("Data")
 data_columns = ["label", "value", "numerator", "denominator", "n", "target", "status", "centre", "lower_limit",
                 "upper_limit", "prior_value", "change_vs_prior", "last_year_value", "change_vs_last_year"]
-st.dataframe(display_frame(frame.select(data_columns).reverse().with_columns(
-                 pl.col("status").map_elements(status_chip, return_dtype=pl.Utf8)),
-                 units={c: unit for c in ("value", "target", "centre", "lower_limit", "upper_limit", "prior_value",
-                                          "last_year_value")} | {"numerator": "number", "denominator": "number",
-                                                                 "n": "count"},
-                 changes={"change_vs_prior": (unit, direction), "change_vs_last_year": (unit, direction)}),
-             hide_index=True, width="stretch")
+show_table(stat.memo(("data_table", metric_id, grain), lambda: display_frame(
+               frame.select(data_columns).reverse().with_columns(
+                   pl.col("status").map_elements(status_chip, return_dtype=pl.Utf8)),
+               units={c: unit for c in ("value", "target", "centre", "lower_limit", "upper_limit", "prior_value",
+                                        "last_year_value")} | {"numerator": "number", "denominator": "number",
+                                                               "n": "count"},
+               changes={"change_vs_prior": (unit, direction), "change_vs_last_year": (unit, direction)})),
+           width="stretch")
 st.caption(N_HELP + " The CSV holds every column, unrounded.")
-st.download_button("Download CSV", csv_text(frame), file_name=f"{metric_id}_{grain}.csv", mime="text/csv",
-                   icon=":material/download:")
+st.download_button("Download CSV", stat.memo(("csv", metric_id, grain), lambda: csv_text(frame)),
+                   file_name=f"{metric_id}_{grain}.csv", mime="text/csv", icon=":material/download:")
 
 st.subheader("Definition")
 targets = pl.DataFrame([{"From": t.from_, "Target": t.value, "Note": t.note or ""}
                         for t in metric.targets]) if metric.targets else None
 if targets is not None:
-    st.dataframe(display_frame(targets, units={"Target": unit}), hide_index=True)
+    show_table(display_frame(targets, units={"Target": unit}))
 st.markdown(f"Computed as a **{metric.kind}**"
             + (f" over source `{metric.source}`" if metric.source else "")
             + (f"; dimensions: {', '.join(metric.dimensions)}" if metric.dimensions else "") + ".")

@@ -39,10 +39,11 @@ from citystat.session.packet import (
     packet_filename,
 )
 from citystat.store import ConflictError
-from citystat.ui.charts import show_chart
+from citystat.ui.charts import chart_spec, show_chart
 from citystat.ui.context import city, current_user
 from citystat.ui.followup import calendar_note, commitment_rows, load_calendar_or_note, require_store
 from citystat.ui.guard import require_role
+from citystat.ui.tables import show_table
 from citystat.ui.widgets import HOW_SIGNAL, HOW_STATUS, data_notice, how_computed, status_badge, status_chip
 
 require_role(Role.STAFF)
@@ -283,8 +284,9 @@ def show_item(number: int, item, big: bool = False) -> None:
         card.metric(label, shown, delta=delta, delta_color=colour, border=True)
     if item.frame is not None and item.frame.height:
         columns, rows = trend_table(item.frame, unit=item.unit)
-        show_chart(trend_chart(item.frame, title=item.title, unit=item.unit, annotations=list(item.annotations),
-                               height=460 if big else 380, direction=item.direction),
+        show_chart(chart_spec(trend_chart, item.frame, title=item.title, unit=item.unit,
+                              annotations=list(item.annotations), height=460 if big else 380,
+                              direction=item.direction),
                    trend_summary(item.frame, title=item.title, unit=item.unit, grain=item.grain),
                    columns=columns, rows=rows, table_label="Data table (newest first)", width="stretch")
     st.markdown(f"**Signal:** {item.signal_text}")
@@ -294,8 +296,8 @@ def show_item(number: int, item, big: bool = False) -> None:
         if not big:
             b = item.breakdown
             st.caption(b.heading)
-            st.dataframe(pl.DataFrame(contribution_rows(b, item.unit, 10), schema=list(CONTRIBUTION_HEADERS),
-                                      orient="row"), hide_index=True, width="stretch")
+            show_table(pl.DataFrame(contribution_rows(b, item.unit, 10), schema=list(CONTRIBUTION_HEADERS),
+                                    orient="row"), width="stretch")
     st.markdown("**Story behind the curve**")
     show_narrative(item)
     if item.open_commitments:
@@ -408,8 +410,8 @@ st.markdown("#### Agenda")
 table = pl.DataFrame([{"#": i + 1, "Item": it.title, "Why it is here": SECTION_TITLES[it.section],
                        "Status": "" if it.section == REVIEW else status_chip(it.status),
                        "Reasons": "; ".join(it.reasons)} for i, it in enumerate(items)])
-picked = st.dataframe(table, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
-                      key="agenda_table", height=min(38 + 35 * len(items), 400))
+picked = show_table(table, width="stretch", on_select="rerun", selection_mode="single-row",
+                    key="agenda_table", height=min(38 + 35 * len(items), 400))
 rows = list(picked.selection.rows) if picked and picked.selection else []
 if rows and rows != st.session_state.get("agenda_table_pick"):
     st.session_state["agenda_table_pick"] = rows
@@ -431,7 +433,7 @@ st.markdown("#### Commitments made at this session")
 made = state.list_commitments(session_id=session.id) if session else []
 if made:
     titles = {m.id: m.title for m in registry.metrics.values()}
-    st.dataframe(commitment_rows(made, session_date, titles), hide_index=True, width="stretch")
+    show_table(commitment_rows(made, session_date, titles), width="stretch")
 else:
     st.caption("None yet. Record one on an agenda item above, or below for one not tied to a KPI.")
 with st.expander("Make a commitment not tied to one KPI"):

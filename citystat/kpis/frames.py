@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 
 import polars as pl
 
@@ -265,14 +266,26 @@ class OverviewRow:
     def signal(self) -> bool:
         return bool(self.current and self.current["signal"])
 
-    @property
+    # Worked out once per row: `CityStat.overview` keeps its rows, and every view of the same
+    # selection shows the same ones.
+    @cached_property
     def signal_text(self) -> str:
         """Short text for a table cell: the signal at this period in words, or empty."""
         return signal_cell(self.frame, self.metric.direction.value) if self.current else ""
 
-    @property
+    @cached_property
     def assurance_label(self) -> str:
         return assurance_label(self.frame, self.metric) if self.current else "Not enough data"
+
+    @cached_property
+    def signal_sentence(self) -> str:
+        """`signal_sentence` of the row's frame: the signal at this period in a sentence."""
+        return signal_sentence(self.frame, self.metric.direction.value, self.grain)
+
+    @cached_property
+    def signal_headline(self) -> str:
+        """`signal_headline` of the row's frame: the main signal at this period, or empty."""
+        return signal_headline(self.frame, self.metric.direction.value, self.grain)
 
 
 def overview(registry: Registry, rollup: Rollup, as_of_day: date, grain: str | None = None,

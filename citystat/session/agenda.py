@@ -30,7 +30,7 @@ from citystat.core.periods import period_end, period_label
 from citystat.core.status import STATUS_LABELS, Status
 from citystat.display.format import plural
 from citystat.kpis.frames import (ChangeExplanation, OverviewRow, assurance_of, change_explanations, data_end_day,
-                                  main_explanation, signal_headline, signal_sentence)
+                                  main_explanation)
 
 if TYPE_CHECKING:  # pragma: no cover
     from citystat.api import CityStat
@@ -230,16 +230,19 @@ def _kpi_item(stat: "CityStat", store: "Store", row: OverviewRow,
               open_list: list["Commitment"]) -> AgendaItem:
     metric = row.metric
     fy = stat.registry.city.fiscal_year_start_month
-    signal_text = signal_sentence(row.frame, metric.direction.value, row.grain) if row.current else ""
-    headline = signal_headline(row.frame, metric.direction.value, row.grain) if row.current else ""
+    signal_text = row.signal_sentence if row.current else ""
+    headline = row.signal_headline if row.current else ""
     section, reasons = section_and_reasons(row.current, metric.direction.value, headline)
     frame = row.frame.tail(CHART_PERIODS.get(row.grain, 104))
     first = frame["period_start"][0] if frame.height else row.period_start
     last = period_end(row.period_start, row.grain, fy)
     notes = [(c.date, c.note) for c in metric.process_changes if first <= c.date <= last]
     notes += [(a.on_date, a.text) for a in store.list_annotations(metric.id, start=first, end=last)]
-    explanations = (change_explanations(stat.registry, stat.rollup, metric, row.grain, row.period_start,
-                                        kpi=stat._cached_kpi) if row.current else [])
+    # the same for every view of the same rollup: kept with it (`CityStat.memo`)
+    explanations = (stat.memo(("change_explanations", metric.id, row.grain, row.period_start),
+                              lambda: change_explanations(stat.registry, stat.rollup, stat.metric(metric.id), row.grain,
+                                                          row.period_start, kpi=stat._cached_kpi))
+                    if row.current else [])
     return AgendaItem(
         section=section, title=metric.title, reasons=reasons, metric_id=metric.id,
         department=metric.department, grain=row.grain, period_start=row.period_start,

@@ -24,6 +24,7 @@ from citystat.core.periods import period_label
 from citystat.display.format import format_date, format_day
 from citystat.display.safetext import user_markdown
 from citystat.store.errors import OUTAGE_ERRORS
+from citystat.ui.tables import show_table
 
 if TYPE_CHECKING:  # pragma: no cover
     from citystat.api import CityStat
@@ -124,7 +125,7 @@ def followup_section(stat: "CityStat", metric_ids: list[str], *, on: date, headi
     if open_ones:
         st.markdown(f"**Open commitments** — {len(open_ones)} open"
                     + (f", **{overdue} overdue** (past their due date on {format_day(on)})" if overdue else ""))
-        st.dataframe(commitment_rows(open_ones, on, titles), hide_index=True, width="stretch",
+        show_table(commitment_rows(open_ones, on, titles), width="stretch",
                      column_config={"Due": st.column_config.DateColumn("Due", format="ddd D MMM YYYY"),
                                     "KPI": None if len(metric_ids) == 1 else st.column_config.TextColumn("KPI")})
     else:
@@ -215,9 +216,7 @@ def attention_items(stat: "CityStat", rows: list["OverviewRow"], on: date,
             earlier = frame.filter(pl.col("period_start") < row.period_start)
             new = earlier.is_empty() or not bool(earlier["signal"][-1])
             if new:
-                from citystat.kpis.frames import signal_sentence
-
-                said = signal_sentence(frame, row.metric.direction.value, row.grain).rstrip(".")
+                said = row.signal_sentence.rstrip(".")
                 reasons.append(f"newly signalling: {said[0].lower() + said[1:]}")
                 rank = min(rank, 0)
         late = overdue.get(row.metric.id, [])

@@ -15,7 +15,6 @@ import threading
 from pathlib import Path
 
 import streamlit as st
-from altair.utils import schemapi as altair_schema
 
 from citystat.ui.context import city, current_user
 from citystat.ui.navigation import pages_for
@@ -55,9 +54,6 @@ def freeze_long_lived() -> None:
 def run_app() -> None:
     freeze_long_lived()
     st.set_page_config(page_title="CityStat", page_icon=FAVICON, layout="wide")
-    # Altair validates every chart object against the Vega-Lite schema as it is built ("debug
-    # mode"); the tests validate every chart builder's spec, so the server does not redo it.
-    altair_schema.disable_debug_mode()
     user = current_user()
     # Navigation first: until st.navigation runs, Streamlit would show its default list of page files.
     navigation = st.navigation(pages_for(user), position="sidebar", expanded=True)

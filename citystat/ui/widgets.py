@@ -12,6 +12,7 @@ from citystat.core.periods import period_end, period_label
 from citystat.core.status import STATUS_LABELS, Status
 from citystat.display.format import display_frame, format_date, plural
 from citystat.kpis.frames import OverviewRow, overview_table
+from citystat.ui.tables import show_table
 
 # Status is always said in words; in Markdown the words sit in a coloured badge with a Material
 # icon (a font Streamlit ships), never an emoji, so nothing depends on colour or on an emoji font.
@@ -79,14 +80,17 @@ def as_of_choices(stat: CityStat, grain: str = "week") -> list[tuple[date, str]]
     quarter ends of the KPIs shown are choices too. KPIs are then shown for their latest period
     complete on the chosen day, whatever their grain.
     """
-    fy = stat.registry.city.fiscal_year_start_month
-    grains = [grain] + [g for g in ("month", "quarter")
-                        if g != grain and any(m.grain == g for m in stat.registry.metrics.values())]
-    closing: dict[date, list[str]] = {}
-    for g in grains:
-        for start in stat.periods(g):
-            closing.setdefault(period_end(start, g, fy), []).append(period_label(start, g, fy))
-    return [(day, " · ".join(labels)) for day, labels in sorted(closing.items(), reverse=True)]
+    def compute() -> list[tuple[date, str]]:
+        fy = stat.registry.city.fiscal_year_start_month
+        grains = [grain] + [g for g in ("month", "quarter")
+                            if g != grain and any(m.grain == g for m in stat.registry.metrics.values())]
+        closing: dict[date, list[str]] = {}
+        for g in grains:
+            for start in stat.periods(g):
+                closing.setdefault(period_end(start, g, fy), []).append(period_label(start, g, fy))
+        return [(day, " · ".join(labels)) for day, labels in sorted(closing.items(), reverse=True)]
+
+    return stat.memo(("as_of_choices", grain), compute)
 
 
 def as_of_picker(stat: CityStat, key: str = "as_of", grain: str = "week") -> date:
@@ -146,9 +150,8 @@ def kpi_table(stat: CityStat, rows: list[OverviewRow], *, key: str, show_departm
     headers = {"status_text": "Status", "assurance": "Assurance", "department": "Department", "kpi": "KPI",
                "period": "Period", "value": "Value", "target": "Target", "vs_prior": "Change vs prior period",
                "trend": "Trend (last 26 periods)", "signal": "Signal", "data": "Data"}
-    event = st.dataframe(
+    event = show_table(
         display_frame(table.select(columns), headers=headers),
-        hide_index=True,
         width="stretch",
         on_select="rerun",
         selection_mode="single-row",
