@@ -276,7 +276,7 @@ class CityStat:
     def city_scores(self, as_of_day: date | None = None) -> pl.DataFrame:
         registry, rollup = self.registry, self.rollup
         return self._derived(registry, rollup, ("city_scores", as_of_day),
-                             lambda: city_scores(registry, rollup, as_of_day, kpi=self._cached_kpi))
+                             lambda: city_scores(registry, rollup, as_of_day))
 
     def _cached_kpi(self, registry: Registry, rollup: Rollup, metric: Metric, grain: str,
                     dimension: str = "", dimension_value: str | None = None) -> pl.DataFrame:

@@ -112,3 +112,23 @@ def test_a_kept_table_sends_the_bytes_streamlit_makes_of_the_frame():
         dataframe_util.convert_anything_to_pandas_df(frame, ensure_copy=False))
     assert dataframe_util.convert_arrow_table_to_arrow_bytes(arrow_table(frame)) == streamlit_bytes
 
+
+
+def test_a_kpi_score_is_the_frames_score_of_that_period(tmp_path):
+    """CityScore reads one period of each KPI (`kpi_score`) instead of building whole frames:
+    140 requests in the week of 23 Feb 2026 against 150 a week scores 140 / 150; the week of
+    2 Mar 2026 is not complete (the data end on Sun 1 Mar), so it has no score."""
+    from datetime import date
+
+    from citystat.kpis.frames import kpi_score
+
+    stat = CityStat.open(make_city(tmp_path))
+    metric = stat.metric("requests_count")
+    assert kpi_score(stat.registry, stat.rollup, metric, "week", date(2026, 2, 23)) == pytest.approx(140 / 150)
+    assert kpi_score(stat.registry, stat.rollup, metric, "week", date(2026, 3, 2)) is None
+    # a month is scored against the weekly target scaled by its length: February, 28 days x 20 = 560
+    assert kpi_score(stat.registry, stat.rollup, metric, "month", date(2026, 2, 1)) == \
+        pytest.approx(560 / (150 * 28 / 7))
+    frame = stat.kpi("requests_count", "week")
+    assert frame.filter(pl.col("period_start") == date(2026, 2, 23))["score"][0] == \
+        kpi_score(stat.registry, stat.rollup, metric, "week", date(2026, 2, 23))

@@ -180,16 +180,7 @@ def kpi_frame(registry: Registry, rollup: Rollup, metric: Metric, grain: str,
     if dimension:
         series = series.filter(pl.col("dimension_value") == dimension_group(registry, dimension_value))
     by_period = {row["period_start"]: row for row in series.iter_rows(named=True)}
-    is_count = metric.kind == "measure" and metric.measure.agg.value in ("count", "count_distinct", "sum")
-
-    rows = []
-    for start in periods:
-        row = by_period.get(start)
-        value = _clean(row["value"]) if row else (0.0 if is_count else None)
-        rows.append({"period_start": start, "value": value,
-                     "numerator": _clean(row["numerator"]) if row else None,
-                     "denominator": _clean(row["denominator"]) if row else None,
-                     "n": _clean(row["n"]) if row else 0.0})
+    rows = [_period_figures(metric, start, by_period.get(start)) for start in periods]
 
     values = [r["value"] for r in rows]
     phase_starts = sorted({i for change in metric.process_changes
@@ -204,9 +195,7 @@ def kpi_frame(registry: Registry, rollup: Rollup, metric: Metric, grain: str,
     out = []
     for row, point in zip(rows, points):
         start = row["period_start"]
-        target = target_for(targets, start) if metric.direction != Direction.NEUTRAL else None
-        if target is not None:
-            target *= target_scale(registry, metric, start, grain)
+        target = _target(registry, metric, targets, start, grain)
         vs_prior, vs_last_year = compare_with_prior_and_last_year(index, start, grain, metric.direction.value, fy)
         value = row["value"]
         out.append({
@@ -226,6 +215,39 @@ def kpi_frame(registry: Registry, rollup: Rollup, metric: Metric, grain: str,
             "score": metric_score(value, target, metric.direction.value),
         })
     return pl.DataFrame(out, schema=KPI_SCHEMA) if out else pl.DataFrame(schema=KPI_SCHEMA)
+
+
+def _period_figures(metric: Metric, start: date, row: dict | None) -> dict:
+    """A complete period's figures from its rollup row (None: no rows in it, so a count is 0)."""
+    is_count = metric.kind == "measure" and metric.measure.agg.value in ("count", "count_distinct", "sum")
+    value = _clean(row["value"]) if row else (0.0 if is_count else None)
+    return {"period_start": start, "value": value,
+            "numerator": _clean(row["numerator"]) if row else None,
+            "denominator": _clean(row["denominator"]) if row else None,
+            "n": _clean(row["n"]) if row else 0.0}
+
+
+def _target(registry: Registry, metric: Metric, targets, start: date, grain: str) -> float | None:
+    """The target in force for the period starting ``start`` (scaled to the grain), or None."""
+    target = target_for(targets, start) if metric.direction != Direction.NEUTRAL else None
+    if target is not None:
+        target *= target_scale(registry, metric, start, grain)
+    return target
+
+
+def kpi_score(registry: Registry, rollup: Rollup, metric: Metric, grain: str, start: date) -> float | None:
+    """The ``score`` of the KPI frame's row for the period ``start`` (None when that period is
+    not one of the frame's complete periods), without building the frame: CityScore needs one
+    period of each KPI at four grains, and the frame's limits and comparisons of every day of
+    the data are most of the work of a cold Overview."""
+    window = data_window(registry, rollup, metric)
+    if window is None or start not in complete_periods(*window, grain, registry.city.fiscal_year_start_month):
+        return None
+    found = rollup.series(metric.id, grain, "").filter(pl.col("period_start") == start).rows(named=True)
+    row = _period_figures(metric, start, found[-1] if found else None)  # as kpi_frame's by_period: the last
+    value = row["value"]
+    score = metric_score(value, _target(registry, metric, metric.target_list(), start, grain), metric.direction.value)
+    return None if score is None else float(score)  # as stored in the frame's Float64 column
 
 
 def default_as_of(registry: Registry, rollup: Rollup, grain: str) -> date | None:
@@ -315,7 +337,7 @@ def overview(registry: Registry, rollup: Rollup, as_of_day: date, grain: str | N
     return rows
 
 
-def city_scores(registry: Registry, rollup: Rollup, as_of_day: date | None = None, kpi=None) -> pl.DataFrame:
+def city_scores(registry: Registry, rollup: Rollup, as_of_day: date | None = None) -> pl.DataFrame:
     """Boston-method CityScore for each window: the mean of cityscore metrics' scores.
 
     For each window (day, week, month, quarter) the latest complete period on or before
@@ -332,9 +354,7 @@ def city_scores(registry: Registry, rollup: Rollup, as_of_day: date | None = Non
         period = latest_complete_period(as_of_day, window, fy)
         scores = []
         for metric in metrics:
-            frame = (kpi or kpi_frame)(registry, rollup, metric, window)
-            match = frame.filter(pl.col("period_start") == period)
-            score = match["score"][0] if match.height else None
+            score = kpi_score(registry, rollup, metric, window, period)
             scores.append({"window": window, "period_start": period, "metric_id": metric.id, "score": score})
         out.append({"window": window, "period_start": period, "label": period_label(period, window, fy),
                     "score": city_score([s["score"] for s in scores]),

@@ -195,7 +195,7 @@ def calendar_note(stat: "CityStat", *, department: str | None = None, topic: str
 def attention_items(stat: "CityStat", rows: list["OverviewRow"], on: date,
                     commitments: list["Commitment"] | None) -> list[dict]:
     """KPIs off track, newly signalling, or with overdue commitments, each with its reasons in words."""
-    from citystat.display.charts import format_value
+    from citystat.display.format import format_value
 
     overdue: dict[str, list] = {}
     for c in commitments or []:
