@@ -246,6 +246,12 @@ class Engine:
             return None
         return local_pattern(config.cache_dir(), url)
 
+    def appendable(self, source_id: str) -> bool:
+        """Can the source gain files (its path is a glob: partitions)? Only such a source is
+        refreshed incrementally; a single file that changes means a full refresh."""
+        files = self.source_files.get(source_id)
+        return files is not None and any(ch in files.pattern for ch in "*?[")
+
     def sandbox_folders(self) -> list[str]:
         """The only folders queries may read: those holding the files of sources that loaded,
         inside the data root (or the local copies of s3:// sources). A source that failed, or

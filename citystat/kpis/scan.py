@@ -222,7 +222,9 @@ def compute_group(engine: Engine, source_id: str, time_column: str, group: list[
                 continue
             kept = (stored_rows or {}).get(metric.id)
             rows = holistic_rows(engine, source_id, time_column, metric, kept, new_from if kept is not None else None)
-            result.rows[metric.id] = rows
+            if engine.appendable(source_id):  # kept for the next refresh (holding them costs memory:
+                # ~30 bytes a row) only where an append can be folded in
+                result.rows[metric.id] = rows
             if holistic_since is not None:
                 rows = rows.filter(pl.col("__day") >= holistic_since)
             aggregates = query_over_frame(
