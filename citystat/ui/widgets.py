@@ -180,9 +180,14 @@ def open_metric(metric_id: str) -> None:
 def data_notice(stat: CityStat, metrics=None) -> None:
     """Say when the data ends, once; flag sources late for their declared refresh (those the
     given KPIs read, or all) and rows dated in the future. Sample data gets one calm notice."""
-    from citystat.checks.health import data_freshness
+    from citystat.checks.health import clock_setting, data_freshness, reference_time
 
-    fresh = data_freshness(stat)
+    now = reference_time(stat)
+    if clock_setting() == "wall" and stat.registry.city.sample_data_until is None:
+        fresh = data_freshness(stat, now)  # judged against the wall clock: changes by the second
+    else:  # the freshness clock stands still (the data's own end, or the sample's last day);
+        # future-dated rows are counted in the extracts the engine reads now: their fingerprint
+        fresh = stat.memo(("data_freshness", now, stat.engine.fingerprint()), lambda: data_freshness(stat, now))
     if metrics is not None:
         read = {s for m in metrics for s in stat.registry.sources_of(m)}
         fresh = type(fresh)(now=fresh.now, data_end=fresh.data_end, late=tuple(x for x in fresh.late if x[0] in read),
