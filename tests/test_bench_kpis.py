@@ -114,3 +114,20 @@ def test_scan_floor_reads_each_used_column_once(city):
         assert direct <= listed, (source.id, direct - listed)
         anywhere = named | words(" ".join(sql_sources[q] for q in over[1:])) | words(query_files)
         assert listed <= columns & anywhere, (source.id, listed - (columns & anywhere))
+
+
+def test_python_m_citystat_bench_runs_the_benchmark_from_a_checkout_and_explains_itself_elsewhere(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    here = subprocess.run([sys.executable, "-m", "citystat.bench", "--help"], cwd=root, capture_output=True,
+                          text=True, timeout=120, env=env)
+    assert here.returncode == 0 and "--requests" in here.stdout and "--report" in here.stdout
+    # elsewhere (the package installed, the checkout's devtools/ not on the path): a sentence, exit 2
+    elsewhere = subprocess.run([sys.executable, "-m", "citystat.bench", "--help"], cwd=tmp_path,
+                               capture_output=True, text=True, timeout=120, env=env)
+    assert elsewhere.returncode == 2, elsewhere.stderr
+    assert "run it from a checkout of the repository" in elsewhere.stderr

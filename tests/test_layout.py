@@ -5,7 +5,8 @@ breaks a rule fails here rather than in a review:
 - ``citystat/registry/`` (the YAML schema and loader) imports no execution: no DuckDB, no
   ``citystat.kpis`` / ``checks`` / ``analyst`` / ``api``;
 - nothing in the shipped package imports the dev tools (``devtools``: sample generator,
-  benchmark, load test) or the tests;
+  benchmark, load test) or the tests; only ``citystat/bench.py`` names them, to run the
+  benchmark from a source checkout;
 - only ``citystat/ui/`` imports Streamlit;
 - there is one list of grains: ``GRAINS`` is assigned only in ``citystat/core/periods.py``.
 """
@@ -60,6 +61,20 @@ def test_registry_imports_no_execution(path):
 def test_the_package_never_imports_dev_tools_or_tests(path):
     bad = {name for name in imported(path) if name.split(".")[0] in ("devtools", "tests")}
     assert not bad, f"{where(path)} imports {sorted(bad)}: dev tools and tests are not shipped"
+
+
+LAUNCHERS = {"bench.py"}  # runs `devtools.bench` by name from a checkout; never imports it
+
+
+@pytest.mark.parametrize("path", modules(), ids=where)
+def test_only_the_bench_launcher_names_the_dev_tools(path):
+    """`citystat/bench.py` (`python -m citystat.bench`) is the one module that may name the dev
+    tools, to run them from a source checkout; everything else works without them."""
+    text = path.read_text(encoding="utf-8")
+    if path.relative_to(PACKAGE).as_posix() in LAUNCHERS:
+        assert "import devtools" not in text and "from devtools" not in text
+        return
+    assert '"devtools' not in text and "'devtools" not in text, f"{where(path)} names the dev tools"
 
 
 @pytest.mark.parametrize("path", [p for p in modules() if p.parent.name != "ui"], ids=where)

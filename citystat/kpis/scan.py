@@ -220,16 +220,23 @@ def compute_group(engine: Engine, source_id: str, time_column: str, group: list[
                 rows, _ = scan_decomposable(engine, source_id, time_column, [metric], grains)
                 result.frames.append(rows)
                 continue
+            fy = registry.city.fiscal_year_start_month
+            if not engine.appendable(source_id):
+                # nothing to keep (an append cannot come): rows and aggregates in one statement,
+                # whose rows stream into every aggregate without being collected
+                sql, params = builders.holistic_scan_sql(fy, source_id, time_column, metric, grains, holistic_since,
+                                                         not_recorded_label(registry))
+                result.frames.append(reshape_scan(engine.query(sql, params, context=f"metric {metric.id}"),
+                                                  [metric], grains))
+                continue
+            # kept for the next refresh (~30 bytes a row), which then reads only the new days
             kept = (stored_rows or {}).get(metric.id)
             rows = holistic_rows(engine, source_id, time_column, metric, kept, new_from if kept is not None else None)
-            if engine.appendable(source_id):  # kept for the next refresh (holding them costs memory:
-                # ~30 bytes a row) only where an append can be folded in
-                result.rows[metric.id] = rows
+            result.rows[metric.id] = rows
             if holistic_since is not None:
                 rows = rows.filter(pl.col("__day") >= holistic_since)
-            aggregates = query_over_frame(
-                engine, builders.holistic_rollup_sql(registry.city.fiscal_year_start_month, metric, "metric_rows",
-                                                     grains), "metric_rows", rows, context=f"metric {metric.id}")
+            aggregates = query_over_frame(engine, builders.holistic_rollup_sql(fy, metric, "metric_rows", grains),
+                                          "metric_rows", rows, context=f"metric {metric.id}")
             result.frames.append(reshape_scan(aggregates, [metric], grains))
         except QueryError as exc:
             result.problems.append(problem(registry, metric.id, exc.message))
