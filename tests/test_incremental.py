@@ -91,17 +91,20 @@ def test_kept_daily_partials_equal_a_full_scan_and_cover_every_shared_scan(city,
 
 
 def test_append_reuses_kept_days_instead_of_rescanning_them(city, base):
-    """Proof that old days are not rescanned: a marker planted in a kept old day (+1000 in every
-    partial count of 2 June 2025) survives the incremental refresh (a rescan would erase it),
-    while the new week is counted as a full recompute counts it."""
+    """Proof that old days are not rescanned: a marker planted in a kept day of this fiscal year
+    before the appended week (+1000 in every partial count of Monday 5 October 2026) survives
+    the incremental refresh in every period holding that day (a rescan would erase it), while
+    the new week is counted as a full recompute counts it. Periods that start before the
+    fiscal year (1 July 2026) hold no new row and are kept as they were, so a marker planted in
+    one of their days (2 June 2025) does not reach them either."""
     key = daily_key("service_requests", "created_at")
-    old_day = date(2025, 6, 2)  # a Monday in fiscal year 2024-25, long before the appended week
+    this_year, last_year = date(2026, 10, 5), date(2025, 6, 2)
     kept = base.daily_partials(key)
     partial_columns = [c for c in kept.columns if c.startswith("__p_")]
     assert partial_columns  # every metric of this scan is a count
+    marked = pl.col("__day").is_in([this_year, last_year])
     base.daily[key] = kept.with_columns(
-        [pl.when(pl.col("__day") == old_day).then(pl.col(c) + 1000).otherwise(pl.col(c)).alias(c)
-         for c in partial_columns])
+        [pl.when(marked).then(pl.col(c) + 1000).otherwise(pl.col(c)).alias(c) for c in partial_columns])
     append_week(city, REQUESTS, LAST_DAY)
     incremental = refresh_rollup(engine(city), base)
     full = compute_rollup(engine(city))
@@ -111,11 +114,13 @@ def test_append_reuses_kept_days_instead_of_rescanning_them(city, base):
         return rollup.series(metric_id, grain).filter(pl.col("period_start") == start)["value"][0]
 
     for metric_id in ("requests_311", "missed_trash_requests"):
-        assert value(incremental, metric_id, "week", old_day) == value(full, metric_id, "week", old_day) + 1000
-        assert value(incremental, metric_id, "fiscal_year", date(2024, 7, 1)) == \
-            value(full, metric_id, "fiscal_year", date(2024, 7, 1)) + 1000
+        for grain, start in [("week", this_year), ("month", date(2026, 10, 1)), ("quarter", date(2026, 10, 1)),
+                             ("fiscal_year", date(2026, 7, 1))]:
+            assert value(incremental, metric_id, grain, start) == value(full, metric_id, grain, start) + 1000
         assert value(incremental, metric_id, "week", date(2026, 11, 9)) == \
             value(full, metric_id, "week", date(2026, 11, 9))
+        for grain, start in [("week", last_year), ("fiscal_year", date(2024, 7, 1))]:
+            assert value(incremental, metric_id, grain, start) == value(full, metric_id, grain, start)
 
 
 def test_rollup_without_kept_partials_still_refreshes_exactly(city, base):

@@ -172,11 +172,11 @@ def _with_derived(registry: Registry, totals: pl.DataFrame) -> tuple[pl.DataFram
 def refresh_rollup(engine: Engine, previous: Rollup | None = None, grains: tuple[str, ...] = GRAINS) -> Rollup:
     """The rollup for the engine's current data, reusing `previous` when only files were added.
 
-    For a (source, time column) that gained files: decomposable metrics scan only the rows
-    from the first day in the new files on and re-roll every period from the kept daily
-    partials plus the new days; holistic metrics read only the rows from that day on too, add
-    them to the rows they kept, and re-aggregate the periods from the earliest period start
-    holding a new row (the fiscal year's, at most a year) on, keeping the older periods.
+    For a (source, time column) that gained files, every metric reads only the rows from the
+    first day in the new files on: decomposable metrics put those days in place of their kept
+    daily partials, holistic metrics add the rows to the rows they kept; both re-aggregate the
+    periods from the earliest period start holding a new row (the fiscal year's, at most a
+    year) on, and keep the older periods as they were (none of their rows changed).
 
     Gives exactly what `compute_rollup` gives (tests/test_incremental.py checks it); falls back
     to `compute_rollup` whenever an incremental update could not be proven equal. Raises
@@ -222,15 +222,10 @@ def refresh_rollup(engine: Engine, previous: Rollup | None = None, grains: tuple
                 result = compute_group(engine, source_id, time_column, group, grains)
             if result.problems:
                 return compute_rollup(engine, grains, snapshot=before)
-            replaced = pl.col("metric_id").is_in([m.id for m in group if builders.is_decomposable(m)])
-            holistic_ids = [m.id for m in group if not builders.is_decomposable(m)]
-            if holistic_since is None:
-                replaced = replaced | pl.col("metric_id").is_in(holistic_ids)
-            else:
-                replaced = replaced | (pl.col("metric_id").is_in(holistic_ids)
-                                       & (pl.col("period_start") >= holistic_since))
-                result.frames = [f.filter(~pl.col("metric_id").is_in(holistic_ids)
-                                          | (pl.col("period_start") >= holistic_since)) for f in result.frames]
+            replaced = pl.col("metric_id").is_in([m.id for m in group])
+            if holistic_since is not None:  # periods starting before it hold no new row: kept as they are
+                replaced = replaced & (pl.col("period_start") >= holistic_since)
+                result.frames = [f.filter(pl.col("period_start") >= holistic_since) for f in result.frames]
             kept = kept.filter(~replaced)
             fresh += result.frames
             if result.days is not None:

@@ -105,12 +105,14 @@ def query_over_frame(engine: Engine, sql: str, name: str, frame: pl.DataFrame, c
 
 def scan_decomposable(engine: Engine, source_id: str, time_column: str, metrics: list[Metric],
                       grains: tuple[str, ...] = GRAINS, stored: pl.DataFrame | None = None,
-                      new_from: date | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+                      new_from: date | None = None, roll_from: date | None = None
+                      ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(long rollup rows, daily partials) of decomposable metrics sharing a source and time column.
 
     With `stored` (the daily partials a previous refresh kept) and `new_from` (the first day of
     newly appended rows), only rows with time >= `new_from` are scanned; stored days before it
-    are reused as they are (no new row falls on them), and every period is re-rolled from days.
+    are reused as they are (no new row falls on them). With `roll_from` (a period start), only
+    the periods starting on or after it are rolled up from the days (the caller keeps the rest).
     """
     registry = engine.registry
     since = new_from if stored is not None else None
@@ -119,9 +121,10 @@ def scan_decomposable(engine: Engine, source_id: str, time_column: str, metrics:
     if stored is not None:
         days = pl.concat([stored.filter(pl.col("__day") < new_from), days], how="vertical_relaxed")
     days = sort_days(days)
+    rolled_days = days if roll_from is None else days.filter(pl.col("__day") >= roll_from)
     rolled = query_over_frame(
         engine, builders.rollup_days_sql(registry.city.fiscal_year_start_month, time_column, metrics, "days", grains),
-        "days", days, context=f"source {source_id}")
+        "days", rolled_days, context=f"source {source_id}")
     return reshape_scan(rolled, metrics, grains), days
 
 
@@ -199,7 +202,7 @@ def compute_group(engine: Engine, source_id: str, time_column: str, group: list[
     Incremental use: `stored` + `new_from` (see `scan_decomposable`); `stored_rows`, the kept
     rows of each holistic metric, to which only rows from `new_from` on are added (a metric
     without kept rows reads all its rows again); and `holistic_since`, the earliest period start
-    any new row falls in: holistic periods are aggregated from it on (the caller keeps the older).
+    any new row falls in: periods are aggregated from it on (the caller keeps the older ones).
     """
     registry = engine.registry
     if source_id not in engine.available:
@@ -210,7 +213,8 @@ def compute_group(engine: Engine, source_id: str, time_column: str, group: list[
     holistic = [m for m in group if not builders.is_decomposable(m)]
     if shared:
         try:
-            rows, result.days = scan_decomposable(engine, source_id, time_column, shared, grains, stored, new_from)
+            rows, result.days = scan_decomposable(engine, source_id, time_column, shared, grains, stored, new_from,
+                                                  holistic_since)
             result.frames.append(rows)
         except QueryError:
             holistic = shared + holistic  # isolate the broken metric(s); keep the healthy ones
