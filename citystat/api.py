@@ -130,6 +130,23 @@ class CityStat:
             self._checked_at = time.monotonic()
         return self
 
+    def unchanged(self) -> bool:
+        """True when a forced `sync` now would keep everything as it is: the registry file as
+        loaded, the extracts (or, for a replica, the published rollup) as the rollup served.
+        Costs what sync's own look costs (a few file stats); counts as that look. Pages call it
+        to show "Refreshing…" only when there is something to refresh."""
+        with self._lock:
+            if self._rollup is None or self._registry_changed():
+                return False
+            if self._published is not None:
+                held = self._published.held
+                if self._published.check_due() or held is None or held.fingerprint != self._rollup.fingerprint:
+                    return False
+            elif self._engine.fingerprint() != self._rollup.fingerprint:
+                return False
+            self._checked_at = time.monotonic()
+            return True
+
     def _load_or_compute(self, fingerprint: str, previous: Rollup | None = None) -> Rollup:
         """The rollup for `fingerprint`: from disk if saved, else refreshed from the previous one.
 

@@ -132,3 +132,33 @@ def test_a_kpi_score_is_the_frames_score_of_that_period(tmp_path):
     frame = stat.kpi("requests_count", "week")
     assert frame.filter(pl.col("period_start") == date(2026, 2, 23))["score"][0] == \
         kpi_score(stat.registry, stat.rollup, metric, "week", date(2026, 2, 23))
+
+
+def test_unchanged_says_whether_a_sync_would_reload_anything(testville):
+    """Pages skip the "Refreshing…" spinner when `unchanged()`; it must say False whenever a
+    sync would reload: an extract rewritten, the registry edited."""
+    stat = CityStat.open(testville / "metrics.yaml", keep_last_good=True)
+    stat.sync(force=True)
+    assert stat.unchanged()
+    add_requests_in_last_week(testville, per_day=1)
+    assert not stat.unchanged()
+    assert stat.sync(force=True).kpi("requests_count", "week")["value"][-1] == 147.0
+    assert stat.unchanged()
+    (testville / "metrics.yaml").write_text(REGISTRY.replace("value: 150", "value: 130"), encoding="utf-8")
+    assert not stat.unchanged()
+    stat.sync(force=True)
+    assert stat.unchanged()
+
+
+def test_a_replica_is_unchanged_only_between_checks_of_the_published_rollup(testville, monkeypatch):
+    refresh(str(testville / "metrics.yaml"), str(testville / "rollups-a"))
+    monkeypatch.setenv("CITYSTAT_ROLLUPS", str(testville / "rollups-a"))
+    monkeypatch.setenv("CITYSTAT_ROLLUPS_CHECK_SECONDS", "3600")
+    stat = CityStat.open(testville / "metrics.yaml", keep_last_good=True).sync(force=True)
+    assert stat.unchanged()  # checked a moment ago: the next check is an hour away
+
+    refresh(str(testville / "metrics.yaml"), str(testville / "rollups-b"))
+    monkeypatch.setenv("CITYSTAT_ROLLUPS", str(testville / "rollups-b"))
+    monkeypatch.setenv("CITYSTAT_ROLLUPS_CHECK_SECONDS", "0")
+    always = CityStat.open(testville / "metrics.yaml", keep_last_good=True).sync(force=True)
+    assert not always.unchanged()  # a check is due at every look: sync, which may fetch a new rollup

@@ -67,6 +67,15 @@ class PublishedRollups:
                 self.last_error = str(exc)
         return self._rollup
 
+    def check_due(self) -> bool:
+        """Whether `latest()` would look at the location now; between checks it returns `held`."""
+        return self.clock() - self._checked_at >= self.check_every
+
+    @property
+    def held(self) -> Rollup | None:
+        """The rollup `latest()` returns until the next check."""
+        return self._rollup
+
     def _download(self, pointer: dict) -> Rollup:
         """Fetch the files the pointer names into a local folder and load them."""
         from citystat.kpis.rollup_files import load_rollup

@@ -18,6 +18,8 @@ def _city(path: str) -> CityStat:
 def city() -> CityStat:
     """The city for this process, synced with the files on disk (cheap when nothing changed)."""
     stat = _city(str(registry_path()))
+    if stat.unchanged():  # the usual case: no spinner (each one starts a timer thread)
+        return stat
     with st.spinner("Refreshing KPIs from the extracts…"):
         return stat.sync(force=True)
 
