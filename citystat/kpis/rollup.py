@@ -21,6 +21,7 @@ dimension_value, value, numerator, denominator, n.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -33,7 +34,7 @@ from citystat.kpis import sql as builders
 from citystat.kpis.engine import Engine, QueryError
 from citystat.kpis.incremental import (dependent_sources, earliest_period_start, file_manifest, merged_extents,
                                        new_file_stats, plan_refresh)
-from citystat.kpis.scan import (ROLLUP_SCHEMA, compute_declared, compute_derived, compute_group, compute_sql_metric,
+from citystat.kpis.scan import (ROLLUP_SCHEMA, after_scan, compute_declared, compute_derived, compute_group, compute_sql_metric,
                                 daily_key, rows_key, empty_rollup, group_key, groups, problem, source_extents)
 from citystat.registry.loader import Problem, Registry, derived_order
 from citystat.registry.models import Metric
@@ -135,24 +136,33 @@ def _check_unchanged(engine: Engine, before: Snapshot) -> None:
         raise SourcesChanged(changed)
 
 
+# Scans run this many at a time in a full refresh: each DuckDB query already uses every core,
+# but much of a refresh is small queries, Polars reshaping and planning that leave cores idle.
+REFRESH_WORKERS = 2
+
+
 def compute_rollup(engine: Engine, grains: tuple[str, ...] = GRAINS, *, snapshot: Snapshot | None = None) -> Rollup:
     """Full computation of every healthy metric. Broken metrics become problems, not crashes."""
     before = snapshot or take_snapshot(engine)
     registry = engine.registry
     declared = [m for m in registry.metrics.values() if m.kind in ("measure", "rate")]
+    sql_metrics = [m for m in registry.metrics.values() if m.kind == "sql"]
     daily: dict[str, pl.DataFrame] = {}
-    frames, problems = compute_declared(engine, declared, grains, daily)
-    for metric in registry.metrics.values():
-        if metric.kind != "sql":
-            continue
-        try:
-            frames.append(compute_sql_metric(engine, metric, grains))
-        except (QueryError, OSError) as exc:
-            problems.append(problem(registry, metric.id, getattr(exc, "message", str(exc))))
+    with ThreadPoolExecutor(max_workers=REFRESH_WORKERS, thread_name_prefix="citystat-refresh") as pool:
+        extents = pool.submit(source_extents, engine)
+        runs = [(metric, pool.submit(compute_sql_metric, engine, metric, grains)) for metric in sql_metrics]
+        frames, problems = compute_declared(engine, declared, grains, daily, pool)
+        for metric, run in runs:
+            try:
+                frames.append(run.result())
+                after_scan(f"metric {metric.id}")
+            except (QueryError, OSError) as exc:
+                problems.append(problem(registry, metric.id, getattr(exc, "message", str(exc))))
+        extents = extents.result()
     totals = pl.concat(frames) if frames else empty_rollup()
     totals, derived_problems = _with_derived(registry, totals)
     rollup = Rollup(frame=totals.sort("metric_id", "grain", "dimension", "period_start"),
-                    extents=source_extents(engine), problems=problems + derived_problems + list(engine.problems),
+                    extents=extents, problems=problems + derived_problems + list(engine.problems),
                     fingerprint=before.fingerprint, manifest=before.manifest,
                     registry_fingerprint=registry.fingerprint(), how="full", daily=daily)
     _check_unchanged(engine, before)
@@ -220,6 +230,8 @@ def refresh_rollup(engine: Engine, previous: Rollup | None = None, grains: tuple
             else:  # a SQL source reading a changed source: recomputed in full
                 holistic_since = None
                 result = compute_group(engine, source_id, time_column, group, grains)
+            if source_id in engine.available:
+                after_scan(source_id)
             if result.problems:
                 return compute_rollup(engine, grains, snapshot=before)
             replaced = pl.col("metric_id").is_in([m.id for m in group])
@@ -239,6 +251,7 @@ def refresh_rollup(engine: Engine, previous: Rollup | None = None, grains: tuple
             if metric.kind == "sql" and set(registry.sources_of(metric)) & affected:
                 kept = kept.filter(pl.col("metric_id") != metric.id)
                 fresh.append(compute_sql_metric(engine, metric, grains))
+                after_scan(f"metric {metric.id}")
         extents = merged_extents(engine, previous, affected, stats)
     except (QueryError, OSError):
         return compute_rollup(engine, grains, snapshot=before)

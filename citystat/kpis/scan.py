@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import groupby
+from concurrent.futures import Executor
 from typing import Callable
 
 import polars as pl
@@ -244,18 +245,33 @@ def compute_group(engine: Engine, source_id: str, time_column: str, group: list[
             result.frames.append(reshape_scan(aggregates, [metric], grains))
         except QueryError as exc:
             result.problems.append(problem(registry, metric.id, exc.message))
-    for hook in SCAN_HOOKS:
-        hook(source_id)
     return result
 
 
-def compute_declared(engine: Engine, metrics: list[Metric], grains=GRAINS, daily: dict | None = None
-                     ) -> tuple[list[pl.DataFrame], list[Problem]]:
+def after_scan(name: str) -> None:
+    """Run the fault-injection hooks (`SCAN_HOOKS`) for a finished scan: a source id, or
+    "metric <id>" for a SQL-file metric. The refresh calls it in its fixed order of scans."""
+    for hook in SCAN_HOOKS:
+        hook(name)
+
+
+def compute_declared(engine: Engine, metrics: list[Metric], grains=GRAINS, daily: dict | None = None,
+                     pool: Executor | None = None) -> tuple[list[pl.DataFrame], list[Problem]]:
     """Every group of `metrics` in full; the daily partials of each group and the rows of each
-    holistic metric go into `daily` if given."""
+    holistic metric go into `daily` if given. With `pool`, the groups' scans run on it (several
+    at once); their results are taken, and the scan hooks run, in the groups' fixed order."""
+    keyed = list(groups(engine.registry, metrics))
+    if pool is None:
+        results = (compute_group(engine, source_id, time_column, group, grains)
+                   for (source_id, time_column), group in keyed)
+    else:
+        futures = [pool.submit(compute_group, engine, source_id, time_column, group, grains)
+                   for (source_id, time_column), group in keyed]
+        results = (future.result() for future in futures)
     frames, problems = [], []
-    for (source_id, time_column), group in groups(engine.registry, metrics):
-        result = compute_group(engine, source_id, time_column, group, grains)
+    for ((source_id, time_column), _group), result in zip(keyed, results):
+        if source_id in engine.available:
+            after_scan(source_id)
         frames += result.frames
         problems += result.problems
         if daily is not None and result.days is not None:
@@ -290,8 +306,6 @@ def compute_sql_metric(engine: Engine, metric: Metric, grains=GRAINS, start: dat
             pl.col("value").cast(pl.Float64), pl.col("numerator").cast(pl.Float64),
             pl.col("denominator").cast(pl.Float64),
             pl.coalesce(pl.col("denominator").cast(pl.Float64), pl.lit(None, dtype=pl.Float64)).alias("n")))
-    for hook in SCAN_HOOKS:
-        hook(f"metric {metric.id}")
     return pl.concat(parts).cast(ROLLUP_SCHEMA)
 
 
