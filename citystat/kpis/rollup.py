@@ -34,8 +34,9 @@ from citystat.kpis import sql as builders
 from citystat.kpis.engine import Engine, QueryError
 from citystat.kpis.incremental import (dependent_sources, earliest_period_start, file_manifest, merged_extents,
                                        new_file_stats, plan_refresh)
-from citystat.kpis.scan import (ROLLUP_SCHEMA, after_scan, compute_declared, compute_derived, compute_group, compute_sql_metric,
-                                daily_key, rows_key, empty_rollup, group_key, groups, problem, source_extents)
+from citystat.kpis.scan import (ROLLUP_SCHEMA, after_scan, compute_declared, compute_derived, compute_group,
+                                compute_sql_metric, daily_key, empty_rollup, group_key, groups, problem, rows_key,
+                                source_extents, sql_metric_grain)
 from citystat.registry.loader import Problem, Registry, derived_order
 from citystat.registry.models import Metric
 
@@ -150,11 +151,20 @@ def compute_rollup(engine: Engine, grains: tuple[str, ...] = GRAINS, *, snapshot
     daily: dict[str, pl.DataFrame] = {}
     with ThreadPoolExecutor(max_workers=REFRESH_WORKERS, thread_name_prefix="citystat-refresh") as pool:
         extents = pool.submit(source_extents, engine)
-        runs = [(metric, pool.submit(compute_sql_metric, engine, metric, grains)) for metric in sql_metrics]
+        runs = []
+        for metric in sql_metrics:
+            try:
+                text = registry.sql_text(metric.sql)
+            except OSError as exc:
+                runs.append((metric, exc))
+                continue
+            runs.append((metric, [pool.submit(sql_metric_grain, engine, metric, text, grain) for grain in grains]))
         frames, problems = compute_declared(engine, declared, grains, daily, pool)
         for metric, run in runs:
             try:
-                frames.append(run.result())
+                if isinstance(run, OSError):
+                    raise run
+                frames.append(pl.concat([part.result() for part in run]).cast(ROLLUP_SCHEMA))
                 after_scan(f"metric {metric.id}")
             except (QueryError, OSError) as exc:
                 problems.append(problem(registry, metric.id, getattr(exc, "message", str(exc))))

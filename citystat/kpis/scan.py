@@ -284,29 +284,35 @@ def compute_declared(engine: Engine, metrics: list[Metric], grains=GRAINS, daily
 SQL_METRIC_COLUMNS = ("period_start", "value")
 
 
-def compute_sql_metric(engine: Engine, metric: Metric, grains=GRAINS, start: date = date(1900, 1, 1),
-                       end: date = date(2999, 12, 31)) -> pl.DataFrame:
-    registry = engine.registry
-    text = registry.sql_text(metric.sql)
-    parts = []
-    for grain in grains:
-        query, params = builders.sql_metric_query(text, grain, start, end, registry.city.fiscal_year_start_month)
-        result = engine.query(query, params, context=f"metric {metric.id} ({metric.sql}, grain {grain})", analyst=True)
-        missing = [c for c in SQL_METRIC_COLUMNS if c not in result.columns]
-        if missing:
-            raise QueryError(f"metric {metric.id}", f"{metric.sql} must return columns {', '.join(SQL_METRIC_COLUMNS)}; "
-                             f"missing {', '.join(missing)}")
-        for optional in ("numerator", "denominator"):
-            if optional not in result.columns:
-                result = result.with_columns(pl.lit(None, dtype=pl.Float64).alias(optional))
-        parts.append(result.select(
-            pl.lit(metric.id).alias("metric_id"), pl.lit(grain).alias("grain"),
-            pl.col("period_start").cast(pl.Date), pl.lit("").alias("dimension"),
-            pl.lit(None, dtype=pl.Utf8).alias("dimension_value"),
-            pl.col("value").cast(pl.Float64), pl.col("numerator").cast(pl.Float64),
-            pl.col("denominator").cast(pl.Float64),
-            pl.coalesce(pl.col("denominator").cast(pl.Float64), pl.lit(None, dtype=pl.Float64)).alias("n")))
+SQL_METRIC_START, SQL_METRIC_END = date(1900, 1, 1), date(2999, 12, 31)  # $start, $end: every period
+
+
+def compute_sql_metric(engine: Engine, metric: Metric, grains=GRAINS) -> pl.DataFrame:
+    """A SQL-file metric at every grain: its query once per grain (`$grain` bound)."""
+    text = engine.registry.sql_text(metric.sql)
+    parts = [sql_metric_grain(engine, metric, text, grain) for grain in grains]
     return pl.concat(parts).cast(ROLLUP_SCHEMA)
+
+
+def sql_metric_grain(engine: Engine, metric: Metric, text: str, grain: str) -> pl.DataFrame:
+    """One grain of a SQL-file metric (its text `text`), as rollup rows."""
+    query, params = builders.sql_metric_query(text, grain, SQL_METRIC_START, SQL_METRIC_END,
+                                              engine.registry.city.fiscal_year_start_month)
+    result = engine.query(query, params, context=f"metric {metric.id} ({metric.sql}, grain {grain})", analyst=True)
+    missing = [c for c in SQL_METRIC_COLUMNS if c not in result.columns]
+    if missing:
+        raise QueryError(f"metric {metric.id}", f"{metric.sql} must return columns {', '.join(SQL_METRIC_COLUMNS)}; "
+                         f"missing {', '.join(missing)}")
+    for optional in ("numerator", "denominator"):
+        if optional not in result.columns:
+            result = result.with_columns(pl.lit(None, dtype=pl.Float64).alias(optional))
+    return result.select(
+        pl.lit(metric.id).alias("metric_id"), pl.lit(grain).alias("grain"),
+        pl.col("period_start").cast(pl.Date), pl.lit("").alias("dimension"),
+        pl.lit(None, dtype=pl.Utf8).alias("dimension_value"),
+        pl.col("value").cast(pl.Float64), pl.col("numerator").cast(pl.Float64),
+        pl.col("denominator").cast(pl.Float64),
+        pl.coalesce(pl.col("denominator").cast(pl.Float64), pl.lit(None, dtype=pl.Float64)).alias("n"))
 
 
 def compute_derived(registry: Registry, totals: pl.DataFrame, metric: Metric) -> pl.DataFrame:
