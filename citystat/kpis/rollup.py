@@ -60,8 +60,9 @@ class Rollup:
     # previous: an older rollup kept because the extracts kept changing while being read
     how: str = "full"
     # daily_key(source, time column) -> the daily partials (day x dimension rows of the
-    # decomposable metrics) of that scan, or the Parquet file holding them (read when needed):
-    # lets an append be folded in by scanning only the new days.
+    # decomposable metrics) of that scan, and rows_key(metric) -> a holistic metric's rows (for
+    # partitioned sources), or the Parquet file holding them (read when needed): lets an
+    # append be folded in by scanning only the new days.
     daily: dict[str, pl.DataFrame | Path] = field(default_factory=dict, repr=False, compare=False)
     _index: dict | None = field(default=None, repr=False, compare=False)
 

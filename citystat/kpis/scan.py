@@ -12,10 +12,10 @@ dimension_value, value, numerator, denominator, n.
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import groupby
-from concurrent.futures import Executor
 from typing import Callable
 
 import polars as pl
