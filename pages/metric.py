@@ -85,7 +85,8 @@ comparison[1].metric("Same period last year", format_value(current["last_year_va
 if current["score"] is not None:
     st.caption(f"KPI score {current['score']:.2f} (CityScore method: actual ÷ target when higher is better, "
                "target ÷ actual when lower is better; 1.00 = on target).")
-st.markdown(f"**Signal:** {signal_sentence(shown, direction, grain)}", help=HOW_SIGNAL)
+signal = stat.memo(("signal_sentence", metric_id, grain, as_of), lambda: signal_sentence(shown, direction, grain))
+st.markdown(f"**Signal:** {signal}", help=HOW_SIGNAL)
 st.caption(f"**Assurance:** {assurance_sentence(current, metric)}")
 if current["centre"] is not None:
     st.caption(f"Natural process limits for this phase: {format_value(current['lower_limit'], unit)} to "
@@ -93,10 +94,12 @@ if current["centre"] is not None:
                f"{format_value(current['centre'], unit)}. Values inside them are routine variation.")
 
 annotations = [(change.date, change.note) for change in metric.process_changes] + annotations_for(metric_id)
-columns, rows = trend_table(frame, unit=unit)
+columns, rows = stat.memo(("trend_table", metric_id, grain), lambda: trend_table(frame, unit=unit))
 show_chart(chart_spec(trend_chart, frame, title=f"{metric.title} by {GRAIN_NAMES[grain].lower()}", unit=unit,
                       annotations=annotations, height=320, direction=direction),
-           trend_summary(frame, title=metric.title, unit=unit, grain=grain), columns=columns, rows=rows,
+           stat.memo(("trend_summary", metric_id, grain), lambda: trend_summary(frame, title=metric.title, unit=unit,
+                                                                                grain=grain)),
+           columns=columns, rows=rows,
            table_label="Data table (newest first)", width="stretch", height=420)
 
 followup_section(stat, [metric_id], on=period_end(as_of, grain, fy) + timedelta(days=1),
@@ -128,9 +131,9 @@ if metric.dimensions:
                            labels=["dimension_value"], changes={"change": (unit, direction)})),
                        where=right, width="stretch")
             st.caption(N_HELP)
+            # the file is written when the button is clicked (not stored on every view)
             right.download_button(f"Download the breakdown by {human_label(dimension).lower()} (CSV)",
-                                  stat.memo(("breakdown_csv", metric_id, grain, dimension, as_of),
-                                            lambda: csv_text(table)),
+                                  lambda table=table: csv_text(table),
                                   key=f"breakdown-{dimension}",
                                   file_name=f"{metric_id}_{grain}_{dimension}_{as_of}.csv", mime="text/csv")
 
@@ -146,7 +149,7 @@ show_table(stat.memo(("data_table", metric_id, grain), lambda: display_frame(
                changes={"change_vs_prior": (unit, direction), "change_vs_last_year": (unit, direction)})),
            width="stretch")
 st.caption(N_HELP + " The CSV holds every column, unrounded.")
-st.download_button("Download CSV", stat.memo(("csv", metric_id, grain), lambda: csv_text(frame)),
+st.download_button("Download CSV", lambda: csv_text(frame),
                    file_name=f"{metric_id}_{grain}.csv", mime="text/csv", icon=":material/download:")
 
 st.subheader("Definition")
