@@ -101,17 +101,29 @@ def test_a_kept_chart_spec_is_the_one_of_its_own_data(tmp_path):
     assert chart_spec(trend_chart, frame, title="Requests received", unit="count") is not first
 
 
-def test_a_kept_table_sends_the_bytes_streamlit_makes_of_the_frame():
+def test_a_kept_table_has_the_types_and_values_streamlit_gives_the_frame():
+    """Tables of text (and the KPI table's trend column) go to Streamlit as Arrow without pandas:
+    the same column types and values as Streamlit's own conversion through pandas. Other
+    frames (a date column here) take that conversion itself, byte for byte."""
     from streamlit import dataframe_util
 
     from citystat.ui.tables import arrow_table
 
-    frame = pl.DataFrame({"KPI": ["Requests received", "Children with elevated lead"], "Value": ["140", "19.4%"],
-                          "Due": [datetime(2026, 3, 1).date(), None], "Trend": [[1.0, 2.5], []]})
-    streamlit_bytes = dataframe_util.convert_pandas_df_to_arrow_bytes(
-        dataframe_util.convert_anything_to_pandas_df(frame, ensure_copy=False))
-    assert dataframe_util.convert_arrow_table_to_arrow_bytes(arrow_table(frame)) == streamlit_bytes
+    def through_pandas(frame):
+        return dataframe_util.convert_pandas_df_to_arrow_table(
+            dataframe_util.convert_anything_to_pandas_df(frame, ensure_copy=False))
 
+    text = pl.DataFrame({"KPI": ["Requests received", "Children with elevated lead"], "Value": ["140", None],
+                         "Trend": [[1.0, 2.5], []]})
+    ours, theirs = arrow_table(text), through_pandas(text)
+    assert ours.schema.remove_metadata() == theirs.schema.remove_metadata()
+    assert ours.to_pylist() == theirs.to_pylist() == [
+        {"KPI": "Requests received", "Value": "140", "Trend": [1.0, 2.5]},
+        {"KPI": "Children with elevated lead", "Value": None, "Trend": []}]
+
+    dated = text.with_columns(Due=pl.Series([datetime(2026, 3, 1).date(), None]))
+    assert dataframe_util.convert_arrow_table_to_arrow_bytes(arrow_table(dated)) == \
+        dataframe_util.convert_arrow_table_to_arrow_bytes(through_pandas(dated))
 
 
 def test_a_kpi_score_is_the_frames_score_of_that_period(tmp_path):
