@@ -214,3 +214,30 @@ def test_append_aggregates_a_median_from_its_kept_rows_instead_of_rereading_them
     assert median(incremental, "fiscal_year", date(2026, 7, 1)) > 1000 > median(full, "fiscal_year", date(2026, 7, 1))
     assert median(incremental, "week", date(2026, 11, 9)) == median(full, "week", date(2026, 11, 9))
     assert median(incremental, "fiscal_year", date(2025, 7, 1)) == median(full, "fiscal_year", date(2025, 7, 1))
+
+
+def test_rows_past_the_memory_budget_are_not_kept_and_the_refresh_stays_exact(city, base, monkeypatch):
+    """With no room for kept holistic rows (`KEPT_ROWS_BYTES`), nothing is kept, and the next
+    incremental refresh reads those rows again: still exactly the full recompute."""
+    from citystat.kpis import scan
+
+    monkeypatch.setattr(scan, "KEPT_ROWS_BYTES", 0)
+    lean = compute_rollup(engine(city))
+    assert rows_key("graffiti_days_to_close") not in lean.daily
+    assert daily_key("service_requests", "closed_at") in lean.daily  # daily partials are not limited
+    append_week(city, REQUESTS, LAST_DAY)
+    incremental = refresh_rollup(engine(city), lean)
+    full = compute_rollup(engine(city))
+    assert incremental.how == "incremental"
+    assert incremental.frame.sort(KEYS).equals(full.frame.sort(KEYS))
+    assert rows_key("graffiti_days_to_close") not in incremental.daily
+
+
+def test_two_scans_at_a_time_give_the_same_rollup(city, base, monkeypatch):
+    from citystat.kpis import rollup as rollup_module
+
+    monkeypatch.setattr(rollup_module, "REFRESH_WORKERS", 2)
+    together = compute_rollup(engine(city))
+    assert together.frame.sort(KEYS).equals(base.frame.sort(KEYS))
+    assert together.extents.equals(base.extents)
+    assert set(together.daily) == set(base.daily)

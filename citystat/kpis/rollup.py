@@ -21,6 +21,7 @@ dimension_value, value, numerator, denominator, n.
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -35,7 +36,7 @@ from citystat.kpis.engine import Engine, QueryError
 from citystat.kpis.incremental import (dependent_sources, earliest_period_start, file_manifest, merged_extents,
                                        new_file_stats, plan_refresh)
 from citystat.kpis.scan import (ROLLUP_SCHEMA, after_scan, compute_declared, compute_derived, compute_group,
-                                compute_sql_metric, daily_key, empty_rollup, group_key, groups, problem, rows_key,
+                                compute_sql_metric, daily_key, empty_rollup, group_key, groups, keep_rows, problem, rows_key,
                                 source_extents, sql_metric_grain)
 from citystat.registry.loader import Problem, Registry, derived_order
 from citystat.registry.models import Metric
@@ -138,9 +139,19 @@ def _check_unchanged(engine: Engine, before: Snapshot) -> None:
         raise SourcesChanged(changed)
 
 
-# Scans run this many at a time in a full refresh: each DuckDB query already uses every core,
-# but much of a refresh is small queries, Polars reshaping and planning that leave cores idle.
-REFRESH_WORKERS = 2
+# Scans a full refresh runs at a time ($CITYSTAT_REFRESH_WORKERS, default 1). Each DuckDB query
+# already uses every core; two at a time overlap the small queries and Python work between
+# them, but on a 2-core machine they cost 5-10 % more CPU seconds and ~80 MB more memory (10 M
+# rows) without a wall-time gain that could be shown on a shared machine: see
+# docs/PERFORMANCE.md. A server with more cores than DuckDB keeps busy may set 2.
+def _workers() -> int:
+    try:
+        return max(1, int(os.environ.get("CITYSTAT_REFRESH_WORKERS") or 1))
+    except ValueError:
+        return 1
+
+
+REFRESH_WORKERS = _workers()
 
 
 def compute_rollup(engine: Engine, grains: tuple[str, ...] = GRAINS, *, snapshot: Snapshot | None = None) -> Rollup:
@@ -257,7 +268,7 @@ def refresh_rollup(engine: Engine, previous: Rollup | None = None, grains: tuple
                 daily.pop(key, None)
             for metric in group:
                 daily.pop(rows_key(metric.id), None)
-            daily.update({rows_key(metric_id): rows for metric_id, rows in result.rows.items()})
+            keep_rows(daily, result.rows)
         for metric in registry.metrics.values():
             if metric.kind == "sql" and set(registry.sources_of(metric)) & affected:
                 kept = kept.filter(pl.col("metric_id") != metric.id)
