@@ -134,24 +134,13 @@ def kpi_table(stat: CityStat, rows: list[OverviewRow], *, key: str, show_departm
 
     `stale` maps metric id -> a marker (``citystat.checks.health.stale_marker``) for KPIs reading stale data.
     """
-    table = overview_table(stat.registry, rows)
-    if table.is_empty():
+    shown = _kpi_table_frame(stat, rows, show_department, stale)
+    if shown is None:
         st.info("No KPIs to show for this selection.")
         return None
-    table = table.with_columns(
-        pl.col("status").map_elements(status_chip, return_dtype=pl.Utf8).alias("status_text"))
-    columns = ["status_text", "kpi", "value", "target", "vs_prior", "signal", "assurance", "period", "trend"]
-    if show_department:
-        columns.insert(2, "department")
-    if stale and any(stale.get(m) for m in table["metric_id"]):
-        table = table.with_columns(pl.col("metric_id").replace_strict(stale, default="", return_dtype=pl.Utf8)
-                                   .alias("data"))
-        columns.append("data")
-    headers = {"status_text": "Status", "assurance": "Assurance", "department": "Department", "kpi": "KPI",
-               "period": "Period", "value": "Value", "target": "Target", "vs_prior": "Change vs prior period",
-               "trend": "Trend (last 26 periods)", "signal": "Signal", "data": "Data"}
+    metric_ids, frame = shown
     event = show_table(
-        display_frame(table.select(columns), headers=headers),
+        frame,
         width="stretch",
         on_select="rerun",
         selection_mode="single-row",
@@ -168,8 +157,42 @@ def kpi_table(stat: CityStat, rows: list[OverviewRow], *, key: str, show_departm
     )
     selected = event.selection.rows if event and event.selection else []
     if selected:
-        return table["metric_id"][selected[0]]
+        return metric_ids[selected[0]]
     return None
+
+
+def _kpi_table_frame(stat: CityStat, rows: list[OverviewRow], show_department: bool,
+                     stale: dict[str, str] | None) -> tuple[list[str], pl.DataFrame] | None:
+    """(metric ids, the table as shown) for these overview rows, or None when there are none.
+
+    Kept with the rows (`CityStat.overview` keeps its rows, so every view of a selection gets
+    the same row objects): found by the rows' identities and used only if they are the very
+    rows given (identities of rows since freed can be taken by others).
+    """
+    def build():
+        table = overview_table(stat.registry, rows)
+        if table.is_empty():
+            return None
+        table = table.with_columns(
+            pl.col("status").map_elements(status_chip, return_dtype=pl.Utf8).alias("status_text"))
+        columns = ["status_text", "kpi", "value", "target", "vs_prior", "signal", "assurance", "period", "trend"]
+        if show_department:
+            columns.insert(2, "department")
+        if stale and any(stale.get(m) for m in table["metric_id"]):
+            table = table.with_columns(pl.col("metric_id").replace_strict(stale, default="", return_dtype=pl.Utf8)
+                                       .alias("data"))
+            columns.append("data")
+        headers = {"status_text": "Status", "assurance": "Assurance", "department": "Department", "kpi": "KPI",
+                   "period": "Period", "value": "Value", "target": "Target", "vs_prior": "Change vs prior period",
+                   "trend": "Trend (last 26 periods)", "signal": "Signal", "data": "Data"}
+        return table["metric_id"].to_list(), display_frame(table.select(columns), headers=headers)
+
+    key = ("kpi_table", tuple(id(row) for row in rows), show_department,
+           tuple(sorted(stale.items())) if stale else None)
+    kept_rows, shown = stat.memo(key, lambda: (tuple(rows), build()))
+    if len(kept_rows) != len(rows) or any(a is not b for a, b in zip(kept_rows, rows)):
+        return build()
+    return shown
 
 
 def open_metric(metric_id: str) -> None:
