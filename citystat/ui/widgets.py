@@ -210,7 +210,7 @@ def data_notice(stat: CityStat, metrics=None) -> None:
         fresh = data_freshness(stat, now)  # judged against the wall clock: changes by the second
     else:  # the freshness clock stands still (the data's own end, or the sample's last day);
         # future-dated rows are counted in the extracts the engine reads now: their fingerprint
-        fresh = stat.memo(("data_freshness", now, stat.engine.fingerprint()), lambda: data_freshness(stat, now))
+        fresh = stat.memo(("data_freshness", now, stat.engine.data_fingerprint()), lambda: data_freshness(stat, now))
     if metrics is not None:
         read = {s for m in metrics for s in stat.registry.sources_of(m)}
         fresh = type(fresh)(now=fresh.now, data_end=fresh.data_end, late=tuple(x for x in fresh.late if x[0] in read),
