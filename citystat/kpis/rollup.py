@@ -161,6 +161,32 @@ def compute_rollup(engine: Engine, grains: tuple[str, ...] = GRAINS, *, snapshot
     declared = [m for m in registry.metrics.values() if m.kind in ("measure", "rate")]
     sql_metrics = [m for m in registry.metrics.values() if m.kind == "sql"]
     daily: dict[str, pl.DataFrame] = {}
+    if REFRESH_WORKERS > 1:
+        frames, problems, extents = _scans_on_a_pool(engine, declared, sql_metrics, grains, daily)
+    else:  # one after the other, in this thread
+        frames, problems = compute_declared(engine, declared, grains, daily)
+        for metric in sql_metrics:
+            try:
+                frames.append(compute_sql_metric(engine, metric, grains))
+                after_scan(f"metric {metric.id}")
+            except (QueryError, OSError) as exc:
+                problems.append(problem(registry, metric.id, getattr(exc, "message", str(exc))))
+        extents = source_extents(engine)
+    totals = pl.concat(frames) if frames else empty_rollup()
+    totals, derived_problems = _with_derived(registry, totals)
+    rollup = Rollup(frame=totals.sort("metric_id", "grain", "dimension", "period_start"),
+                    extents=extents, problems=problems + derived_problems + list(engine.problems),
+                    fingerprint=before.fingerprint, manifest=before.manifest,
+                    registry_fingerprint=registry.fingerprint(), how="full", daily=daily)
+    _check_unchanged(engine, before)
+    return rollup
+
+
+def _scans_on_a_pool(engine: Engine, declared: list[Metric], sql_metrics: list[Metric], grains: tuple[str, ...],
+                     daily: dict) -> tuple[list[pl.DataFrame], list[Problem], pl.DataFrame]:
+    """The scans of a full refresh, `REFRESH_WORKERS` at a time: source groups, each grain of
+    each SQL-file KPI and the extents; results taken, and hooks run, in the scans' fixed order."""
+    registry = engine.registry
     with ThreadPoolExecutor(max_workers=REFRESH_WORKERS, thread_name_prefix="citystat-refresh") as pool:
         extents = pool.submit(source_extents, engine)
         runs = []
@@ -180,15 +206,7 @@ def compute_rollup(engine: Engine, grains: tuple[str, ...] = GRAINS, *, snapshot
                 after_scan(f"metric {metric.id}")
             except (QueryError, OSError) as exc:
                 problems.append(problem(registry, metric.id, getattr(exc, "message", str(exc))))
-        extents = extents.result()
-    totals = pl.concat(frames) if frames else empty_rollup()
-    totals, derived_problems = _with_derived(registry, totals)
-    rollup = Rollup(frame=totals.sort("metric_id", "grain", "dimension", "period_start"),
-                    extents=extents, problems=problems + derived_problems + list(engine.problems),
-                    fingerprint=before.fingerprint, manifest=before.manifest,
-                    registry_fingerprint=registry.fingerprint(), how="full", daily=daily)
-    _check_unchanged(engine, before)
-    return rollup
+        return frames, problems, extents.result()
 
 
 def _with_derived(registry: Registry, totals: pl.DataFrame) -> tuple[pl.DataFrame, list[Problem]]:

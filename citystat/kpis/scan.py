@@ -180,10 +180,10 @@ def rows_key(metric_id: str) -> str:
     return f"metric|{metric_id}"
 
 
-# The most memory a rollup spends on kept holistic rows (~20 MB for the sample registry's one
-# median on 311 requests at 10 M rows; 16 such KPIs at 50 M rows would need ~1.5 GB). Rows
-# past it are not kept: that metric's next incremental refresh reads its rows again.
-KEPT_ROWS_BYTES = 256 * 2**20
+# The most memory a rollup spends on kept holistic rows (the sample registry's one median on
+# 311 requests: ~20 MB at 10 M rows, ~100 MB at 50 M; 16 such KPIs at 50 M would need ~1.5 GB).
+# Rows past it are not kept: that metric's next incremental refresh reads its rows again.
+KEPT_ROWS_BYTES = 128 * 2**20
 
 
 def keep_rows(daily: dict, rows: dict[str, pl.DataFrame]) -> None:
