@@ -180,18 +180,26 @@ def rows_key(metric_id: str) -> str:
     return f"metric|{metric_id}"
 
 
-# The most memory a rollup spends on kept holistic rows (the sample registry's one median on
-# 311 requests: ~20 MB at 10 M rows, ~100 MB at 50 M; 16 such KPIs at 50 M would need ~1.5 GB).
-# Rows past it are not kept: that metric's next incremental refresh reads its rows again.
-KEPT_ROWS_BYTES = 128 * 2**20
+# The most memory a rollup spends on kept holistic rows, as `rows_bytes` counts it (the sample
+# registry's one median on 311 requests: ~33 MB at 10 M rows, ~170 MB at 50 M; 16 such KPIs
+# at 50 M would need ~2.7 GB). Rows past it are not kept: that metric's next incremental
+# refresh reads its rows again.
+KEPT_ROWS_BYTES = 256 * 2**20
+
+
+def rows_bytes(frame: pl.DataFrame) -> int:
+    """What holding `frame` costs, on the safe side: 16 bytes a value. Polars' own estimate
+    leaves out most of a text column (measured: 9 MB estimated for 0.7 M rows of the graffiti
+    median that take 20-25 MB)."""
+    return max(frame.estimated_size(), 16 * frame.height * frame.width)
 
 
 def keep_rows(daily: dict, rows: dict[str, pl.DataFrame]) -> None:
     """Put holistic metrics' rows into a rollup's `daily` while they fit in `KEPT_ROWS_BYTES`."""
-    used = sum(frame.estimated_size() for key, frame in daily.items()
+    used = sum(rows_bytes(frame) for key, frame in daily.items()
                if key.startswith("metric|") and isinstance(frame, pl.DataFrame))
     for metric_id, frame in rows.items():
-        size = frame.estimated_size()
+        size = rows_bytes(frame)
         if used + size <= KEPT_ROWS_BYTES:
             daily[rows_key(metric_id)] = frame
             used += size
