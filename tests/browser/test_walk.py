@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from playwright.sync_api import expect
 
 from devtools.appserver import PROJECT_ROOT, exception_texts, wait_for_app
 from citystat.ui.navigation import PAGES
@@ -91,6 +92,9 @@ def test_open_a_kpi_from_the_overview(page, local_app):
     # the row-selection checkbox column sits at the grid's left edge; row 1 is below the header
     page.mouse.click(box["x"] + 18, box["y"] + 35 + 18)
     page.wait_for_url("**/metric?metric=*", timeout=60_000)
+    # the address changes before the Metric page's script has run: wait for what it draws
+    # (on a loaded machine the Overview can still be on screen when its run state settles)
+    expect(page.get_by_role("button", name="Download CSV", exact=True)).to_have_count(1, timeout=60_000)
     wait_for_app(page)
     assert_clean(page)
     assert page.get_by_role("button", name="Download CSV", exact=True).count() == 1
