@@ -21,9 +21,7 @@ the contract or experiment; the pages show the list plainly and leave the broken
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -31,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import polars as pl
 
+from citystat.core.kept import KeptValues
 from citystat.core.periods import latest_complete_period, period_end
 from citystat.kpis.engine import QueryError, quote_identifier
 from citystat.registry.loader import Problem
@@ -100,36 +99,18 @@ def results_fingerprint(stat: "CityStat") -> str:
 
 # --------------------------------------------------------------------------- cache
 
-_cache: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
-_cache_lock = threading.Lock()
-_key_locks: dict[tuple[str, str, str], threading.Lock] = {}
+_cache = KeptValues(_CACHE_SIZE)
 
 
 def _cached(stat: "CityStat", kind: str, compute: Callable[[], Any]) -> Any:
-    """``compute()`` once per (registry file, kind, fingerprint); concurrent callers wait for it."""
-    key = (str(stat.registry_path), kind, results_fingerprint(stat))
-    with _cache_lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key]
-        key_lock = _key_locks.setdefault(key, threading.Lock())
-    with key_lock:  # two sessions opening the page at once fit the models once
-        with _cache_lock:
-            if key in _cache:
-                return _cache[key]
-        value = compute()
-        with _cache_lock:
-            _cache[key] = value
-            while len(_cache) > _CACHE_SIZE:
-                _cache.popitem(last=False)
-            _key_locks.pop(key, None)
-        return value
+    """``compute()`` once per (registry file, kind, fingerprint); concurrent callers wait for it
+    (two sessions opening the page at once fit the models once)."""
+    return _cache.get((str(stat.registry_path), kind, results_fingerprint(stat)), compute)
 
 
 def clear_cache() -> None:
     """Forget every cached result (tests, or to time a cold fit)."""
-    with _cache_lock:
-        _cache.clear()
+    _cache.clear()
 
 
 def _single_threaded_blas():

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import io
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import polars as pl
 
+from citystat.core.kept import KeptValues
+
 T = TypeVar("T")
 LIMIT = 512
-_entries: OrderedDict[tuple, Any] = OrderedDict()
-_lock = threading.Lock()
+_entries = KeptValues(LIMIT)
 
 
 def frame_digest(frame: pl.DataFrame) -> bytes:
@@ -45,17 +44,8 @@ def hashable(value: Any) -> Any:
 
 def kept(key: tuple, compute: Callable[[], T]) -> T:
     """``compute()``, kept under ``key`` (which must name everything the value depends on)."""
-    with _lock:
-        if key in _entries:
-            return _entries[key]
-    value = compute()
-    with _lock:
-        _entries[key] = value
-        while len(_entries) > LIMIT:
-            _entries.popitem(last=False)
-    return value
+    return _entries.get(key, compute)
 
 
 def clear() -> None:
-    with _lock:
-        _entries.clear()
+    _entries.clear()
