@@ -232,12 +232,3 @@ def test_rows_past_the_memory_budget_are_not_kept_and_the_refresh_stays_exact(ci
     assert incremental.frame.sort(KEYS).equals(full.frame.sort(KEYS))
     assert rows_key("graffiti_days_to_close") not in incremental.daily
 
-
-def test_two_scans_at_a_time_give_the_same_rollup(city, base, monkeypatch):
-    from citystat.kpis import rollup as rollup_module
-
-    monkeypatch.setattr(rollup_module, "REFRESH_WORKERS", 2)
-    together = compute_rollup(engine(city))
-    assert together.frame.sort(KEYS).equals(base.frame.sort(KEYS))
-    assert together.extents.equals(base.extents)
-    assert set(together.daily) == set(base.daily)

@@ -26,6 +26,11 @@ TEMP_PREFIX = ".tmp-"
 STALE_TEMP_SECONDS = 3600.0
 
 
+def is_glob(pattern: str) -> bool:
+    """Does `pattern` name files by wildcards (`*`, `?`, `[...]`) rather than one file?"""
+    return any(ch in pattern for ch in "*?[")
+
+
 def expand(pattern: str) -> tuple[str, ...]:
     """The files `pattern` names, sorted: itself if it is a file, the matches if it is a glob.
 
@@ -33,7 +38,7 @@ def expand(pattern: str) -> tuple[str, ...]:
     """
     if "://" in pattern:
         return (pattern,)
-    if any(ch in pattern for ch in "*?["):
+    if is_glob(pattern):
         return tuple(sorted(globlib.glob(pattern, recursive=True)))
     return (pattern,) if os.path.isfile(pattern) else ()
 

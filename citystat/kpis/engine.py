@@ -27,7 +27,7 @@ import duckdb
 import polars as pl
 
 from citystat import config
-from citystat.files.local import expand, files_fingerprint
+from citystat.files.local import expand, files_fingerprint, is_glob
 from citystat.files.s3 import ObjectStoreError, is_s3, list_objects, local_pattern, mirror, objects_fingerprint
 from citystat.kpis.sql import fy_trunc_sql, period_sql, quote_identifier, quote_literal  # noqa: F401  (re-exported)
 from citystat.registry.loader import Problem, Registry
@@ -250,7 +250,7 @@ class Engine:
         """Can the source gain files (its path is a glob: partitions)? Only such a source is
         refreshed incrementally; a single file that changes means a full refresh."""
         files = self.source_files.get(source_id)
-        return files is not None and any(ch in files.pattern for ch in "*?[")
+        return files is not None and is_glob(files.pattern)
 
     def sandbox_folders(self) -> list[str]:
         """The only folders queries may read: those holding the files of sources that loaded,
@@ -262,7 +262,7 @@ class Engine:
             if source_id not in self.available:
                 continue
             candidates = [Path(os.path.abspath(file)).parent for file in files.files]
-            if "://" not in files.pattern and any(ch in files.pattern for ch in "*?["):
+            if "://" not in files.pattern and is_glob(files.pattern):
                 # a glob over folders (data/requests/*/*.parquet, as `citystat extract` writes) is
                 # listed at query time: allow its fixed leading folder too
                 candidates.append(Path(os.path.abspath(_glob_root(files.pattern))))
@@ -460,7 +460,7 @@ def _default_memory_limit() -> str | None:
 def _glob_root(location: str) -> str:
     """The folder part of a glob before its first wildcard (data/requests/*/*.parquet -> data/requests)."""
     parts = Path(location).parts
-    fixed = next(i for i, part in enumerate(parts) if any(ch in part for ch in "*?["))
+    fixed = next(i for i, part in enumerate(parts) if is_glob(part))
     return str(Path(*parts[:fixed]))
 
 

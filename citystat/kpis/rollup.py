@@ -21,8 +21,6 @@ dimension_value, value, numerator, denominator, n.
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -37,7 +35,7 @@ from citystat.kpis.incremental import (dependent_sources, earliest_period_start,
                                        new_file_stats, plan_refresh)
 from citystat.kpis.scan import (ROLLUP_SCHEMA, after_scan, compute_declared, compute_derived, compute_group,
                                 compute_sql_metric, daily_key, empty_rollup, group_key, groups, keep_rows, problem, rows_key,
-                                source_extents, sql_metric_grain)
+                                source_extents)
 from citystat.registry.loader import Problem, Registry, derived_order
 from citystat.registry.models import Metric
 
@@ -139,21 +137,6 @@ def _check_unchanged(engine: Engine, before: Snapshot) -> None:
         raise SourcesChanged(changed)
 
 
-# Scans a full refresh runs at a time ($CITYSTAT_REFRESH_WORKERS, default 1). Each DuckDB query
-# already uses every core; two at a time overlap the small queries and Python work between
-# them, but on a 2-core machine they cost 5-10 % more CPU seconds and ~80 MB more memory (10 M
-# rows) without a wall-time gain that could be shown on a shared machine: see
-# docs/PERFORMANCE.md. A server with more cores than DuckDB keeps busy may set 2.
-def _workers() -> int:
-    try:
-        return max(1, int(os.environ.get("CITYSTAT_REFRESH_WORKERS") or 1))
-    except ValueError:
-        return 1
-
-
-REFRESH_WORKERS = _workers()
-
-
 def compute_rollup(engine: Engine, grains: tuple[str, ...] = GRAINS, *, snapshot: Snapshot | None = None) -> Rollup:
     """Full computation of every healthy metric. Broken metrics become problems, not crashes."""
     before = snapshot or take_snapshot(engine)
@@ -161,17 +144,14 @@ def compute_rollup(engine: Engine, grains: tuple[str, ...] = GRAINS, *, snapshot
     declared = [m for m in registry.metrics.values() if m.kind in ("measure", "rate")]
     sql_metrics = [m for m in registry.metrics.values() if m.kind == "sql"]
     daily: dict[str, pl.DataFrame] = {}
-    if REFRESH_WORKERS > 1:
-        frames, problems, extents = _scans_on_a_pool(engine, declared, sql_metrics, grains, daily)
-    else:  # one after the other, in this thread
-        frames, problems = compute_declared(engine, declared, grains, daily)
-        for metric in sql_metrics:
-            try:
-                frames.append(compute_sql_metric(engine, metric, grains))
-                after_scan(f"metric {metric.id}")
-            except (QueryError, OSError) as exc:
-                problems.append(problem(registry, metric.id, getattr(exc, "message", str(exc))))
-        extents = source_extents(engine)
+    frames, problems = compute_declared(engine, declared, grains, daily)
+    for metric in sql_metrics:
+        try:
+            frames.append(compute_sql_metric(engine, metric, grains))
+            after_scan(f"metric {metric.id}")
+        except (QueryError, OSError) as exc:
+            problems.append(problem(registry, metric.id, getattr(exc, "message", str(exc))))
+    extents = source_extents(engine)
     totals = pl.concat(frames) if frames else empty_rollup()
     totals, derived_problems = _with_derived(registry, totals)
     rollup = Rollup(frame=totals.sort("metric_id", "grain", "dimension", "period_start"),
@@ -180,33 +160,6 @@ def compute_rollup(engine: Engine, grains: tuple[str, ...] = GRAINS, *, snapshot
                     registry_fingerprint=registry.fingerprint(), how="full", daily=daily)
     _check_unchanged(engine, before)
     return rollup
-
-
-def _scans_on_a_pool(engine: Engine, declared: list[Metric], sql_metrics: list[Metric], grains: tuple[str, ...],
-                     daily: dict) -> tuple[list[pl.DataFrame], list[Problem], pl.DataFrame]:
-    """The scans of a full refresh, `REFRESH_WORKERS` at a time: source groups, each grain of
-    each SQL-file KPI and the extents; results taken, and hooks run, in the scans' fixed order."""
-    registry = engine.registry
-    with ThreadPoolExecutor(max_workers=REFRESH_WORKERS, thread_name_prefix="citystat-refresh") as pool:
-        extents = pool.submit(source_extents, engine)
-        runs = []
-        for metric in sql_metrics:
-            try:
-                text = registry.sql_text(metric.sql)
-            except OSError as exc:
-                runs.append((metric, exc))
-                continue
-            runs.append((metric, [pool.submit(sql_metric_grain, engine, metric, text, grain) for grain in grains]))
-        frames, problems = compute_declared(engine, declared, grains, daily, pool)
-        for metric, run in runs:
-            try:
-                if isinstance(run, OSError):
-                    raise run
-                frames.append(pl.concat([part.result() for part in run]).cast(ROLLUP_SCHEMA))
-                after_scan(f"metric {metric.id}")
-            except (QueryError, OSError) as exc:
-                problems.append(problem(registry, metric.id, getattr(exc, "message", str(exc))))
-        return frames, problems, extents.result()
 
 
 def _with_derived(registry: Registry, totals: pl.DataFrame) -> tuple[pl.DataFrame, list[Problem]]:

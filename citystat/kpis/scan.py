@@ -12,7 +12,6 @@ dimension_value, value, numerator, denominator, n.
 
 from __future__ import annotations
 
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import groupby
@@ -280,28 +279,20 @@ def after_scan(name: str) -> None:
         hook(name)
 
 
-def compute_declared(engine: Engine, metrics: list[Metric], grains=GRAINS, daily: dict | None = None,
-                     pool: Executor | None = None) -> tuple[list[pl.DataFrame], list[Problem]]:
-    """Every group of `metrics` in full; the daily partials of each group and the rows of each
-    holistic metric go into `daily` if given. With `pool`, the groups' scans run on it (several
-    at once); their results are taken, and the scan hooks run, in the groups' fixed order."""
-    keyed = list(groups(engine.registry, metrics))
-    if pool is None:
-        results = (compute_group(engine, source_id, time_column, group, grains)
-                   for (source_id, time_column), group in keyed)
-    else:
-        futures = [pool.submit(compute_group, engine, source_id, time_column, group, grains)
-                   for (source_id, time_column), group in keyed]
-        results = (future.result() for future in futures)
+def compute_declared(engine: Engine, metrics: list[Metric], grains=GRAINS, daily: dict | None = None
+                     ) -> tuple[list[pl.DataFrame], list[Problem]]:
+    """Every group of `metrics` in full, one after the other; the daily partials of each group
+    and the rows of each holistic metric go into `daily` if given."""
     frames, problems = [], []
-    for ((source_id, time_column), _group), result in zip(keyed, results):
+    for (source_id, time_column), group in groups(engine.registry, metrics):
+        result = compute_group(engine, source_id, time_column, group, grains)
         if source_id in engine.available:
             after_scan(source_id)
         frames += result.frames
         problems += result.problems
-        if daily is not None and result.days is not None:
-            daily[daily_key(source_id, time_column)] = result.days
         if daily is not None:
+            if result.days is not None:
+                daily[daily_key(source_id, time_column)] = result.days
             keep_rows(daily, result.rows)
     return frames, problems
 
