@@ -260,7 +260,7 @@ def compute_group(engine: Engine, source_id: str, time_column: str, group: list[
                 continue
             # kept for the next refresh (~30 bytes a row; see `keep_rows`), which then reads only the new days
             kept = (stored_rows or {}).get(metric.id)
-            rows = holistic_rows(engine, source_id, time_column, metric, kept, new_from if kept is not None else None)
+            rows = holistic_rows(engine, source_id, time_column, metric, kept, new_from)
             result.rows[metric.id] = rows
             if holistic_since is not None:
                 rows = rows.filter(pl.col("__day") >= holistic_since)
